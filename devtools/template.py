@@ -1,0 +1,104 @@
+"""Read template.yaml, so that tests and local runs use the deployed schema and routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import REPO_ROOT
+
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation's short-form tags (!Ref, !Sub, ...) as
+    ``{"Ref": ...}`` / ``{"Fn::Sub": ...}`` mappings."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
+
+
+def create_table_requests(template: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+    """``CreateTable`` arguments for each table in the template; ``names`` maps the
+    logical id to the physical name to use."""
+    requests = []
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        request: dict[str, Any] = {
+            "TableName": names[logical_id],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = [
+                {"IndexName": gsi["IndexName"], "KeySchema": gsi["KeySchema"], "Projection": gsi["Projection"]}
+                for gsi in props["GlobalSecondaryIndexes"]
+            ]
+        requests.append(request)
+    return requests
+
+
+def create_tables(client: Any, names: dict[str, str], template: dict[str, Any] | None = None) -> None:
+    """Create the template's tables (and their TTL settings) through ``client``."""
+    template = template or load_template()
+    resources = template["Resources"]
+    for request in create_table_requests(template, names):
+        client.create_table(**request)
+        client.get_waiter("table_exists").wait(TableName=request["TableName"])
+    for logical_id, name in names.items():
+        ttl = resources[logical_id]["Properties"].get("TimeToLiveSpecification")
+        if ttl:
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str
+    method: str
+    path: str
+    code_uri: str
+    handler: str
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def http_routes(template: dict[str, Any] | None = None) -> list[Route]:
+    """Every HttpApi route of the template with the function behind it."""
+    template = template or load_template()
+    routes = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        props = resource["Properties"]
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] == "HttpApi":
+                routes.append(
+                    Route(name, event["Properties"]["Method"], event["Properties"]["Path"], props["CodeUri"], props["Handler"])
+                )
+    return routes

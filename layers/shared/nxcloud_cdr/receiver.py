@@ -1,0 +1,196 @@
+"""What every push function does: check the token, read the body, store it once, answer.
+
+The answer follows one rule: 200 only once the record is durably stored (or was stored
+before); 4xx for a body that can never become a record, after it is kept in quarantine;
+5xx whenever the store did not confirm, so that NXCLOUD retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from .apigw import error_response, json_response, read_request
+from .config import Settings
+from .kinds import PushKind
+from .mapping import MissingIdError
+from .observability import logger, metrics
+from .push_auth import PushToken, push_token_from_settings
+from .store import CallStore, StoreError
+from .times import now_utc
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class Runtime:
+    """What a container builds once and every invocation reuses."""
+
+    settings: Settings
+    store: CallStore
+    token: PushToken
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        import boto3
+        from botocore.config import Config
+
+        settings = Settings.from_env()
+        # Short timeouts: NXCLOUD documents no push timeout, so answer well within any.
+        client = boto3.client(
+            "dynamodb",
+            config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+        )
+        store = CallStore(
+            client,
+            settings.table_name,
+            settings.quarantine_table_name,
+            retention_days=settings.retention_days,
+            quarantine_retention_days=settings.quarantine_retention_days,
+        )
+        _runtime = Runtime(settings, store, push_token_from_settings(settings))
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the container's configuration (tests and the local server change it)."""
+    global _runtime
+    _runtime = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    # Field paths and reasons only: the values may be phone numbers.
+    problems = [f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()]
+    return "invalid fields: " + "; ".join(problems[:5])
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+class Receiver:
+    def __init__(self, kind: PushKind, rt: Runtime) -> None:
+        self.kind = kind
+        self.rt = rt
+
+    def _reject(
+        self, status: int, reason: str, message: str, body: bytes, nxcloud_id: str | None = None
+    ) -> dict[str, Any]:
+        try:
+            quarantine_id = self.rt.store.quarantine(
+                self.kind.name, body, reason=reason, message=message, received_at=now_utc(), nxcloud_id=nxcloud_id
+            )
+        except StoreError:
+            logger.exception("quarantine write failed; asking NXCLOUD to retry", extra={"reason": reason})
+            _count("StoreFailures")
+            return error_response(503, "store_unavailable", "the push could not be kept; retry later")
+        logger.warning("push rejected and quarantined", extra={"reason": reason, "quarantineId": quarantine_id})
+        _count("Rejected")
+        return error_response(status, reason, message, quarantineId=quarantine_id)
+
+    def receive(self, event: dict[str, Any]) -> dict[str, Any]:
+        received_at = now_utc()
+        request = read_request(event)
+        logger.append_keys(pushType=self.kind.name, apiRequestId=request.request_id)
+        try:
+            authorised = self.rt.token.matches(request.path_token)
+        except Exception:
+            logger.exception("push token could not be read")
+            _count("ConfigErrors")
+            return error_response(503, "not_configured", "the receiver cannot check tokens; retry later")
+        if not authorised:
+            logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
+            _count("Forbidden")
+            return error_response(403, "forbidden", "wrong or missing token in the push URL")
+
+        body = request.body
+        limit = self.rt.settings.max_body_bytes
+        if len(body) > limit:
+            return self._reject(413, "too_large", f"body of {len(body)} bytes is over the {limit}-byte limit", body)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._reject(400, "invalid_encoding", "body is not UTF-8 text", body)
+        try:
+            payload = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            return self._reject(400, "invalid_json", f"body is not JSON: {str(exc)[:200]}", body)
+        if not isinstance(payload, dict):
+            return self._reject(400, "not_an_object", f"body is a JSON {type(payload).__name__}, not an object", body)
+        try:
+            record = self.kind.mapper(payload, text, self.rt.settings.zone)
+        except MissingIdError as exc:
+            return self._reject(400, "missing_id", str(exc), body)
+        except ValidationError as exc:
+            return self._reject(422, "invalid_fields", _validation_message(exc), body)
+        except Exception:
+            # A payload our mapping cannot handle is still bad input to NXCLOUD's eyes:
+            # keep it for a replay after the fix, and never answer it with a 500.
+            logger.exception("mapping failed")
+            return self._reject(422, "unprocessable", "the record could not be read", body)
+
+        logger.append_keys(nxcloudId=record.nxcloud_id)
+        try:
+            result = self.rt.store.put_record(record, received_at, source="push")
+            if result.outcome == "superseded":
+                # The stored copy is more complete; the one NXCLOUD just sent is kept too.
+                self.rt.store.quarantine(
+                    self.kind.name,
+                    body,
+                    reason="superseded",
+                    message="a more complete copy of this record is stored",
+                    received_at=received_at,
+                    nxcloud_id=record.nxcloud_id,
+                )
+        except StoreError:
+            logger.exception("store write failed; asking NXCLOUD to retry")
+            _count("StoreFailures")
+            return error_response(503, "store_unavailable", "the record was not stored; retry later")
+
+        if result.outcome == "updated" and result.loser_raw:
+            self._archive_replaced(result.loser_raw, record.nxcloud_id)
+        logger.info("push stored", extra={"outcome": result.outcome})
+        _count({"stored": "RecordsStored", "updated": "RecordsUpdated"}.get(result.outcome, "Duplicates"))
+        return json_response(200, {"ok": True, "outcome": result.outcome, "id": record.nxcloud_id})
+
+    def _archive_replaced(self, raw: str, nxcloud_id: str) -> None:
+        """Keep the copy a more complete one replaced. Best effort: the new copy is
+        already stored, so a failure here must not make NXCLOUD send it again."""
+        try:
+            self.rt.store.quarantine(
+                self.kind.name,
+                raw.encode("utf-8"),
+                reason="replaced",
+                message="replaced by a more complete copy",
+                received_at=now_utc(),
+                nxcloud_id=nxcloud_id,
+            )
+        except StoreError:
+            logger.exception("could not archive the replaced copy")
+            _count("ArchiveFailures")
+
+
+def make_handler(kind: PushKind) -> Handler:
+    """The Lambda handler of one push type."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        metrics.add_dimension(name="PushType", value=kind.name)
+        return Receiver(kind, runtime()).receive(event)
+
+    return handler

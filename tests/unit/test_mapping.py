@@ -1,0 +1,207 @@
+"""Models and mapping on every field of every seed payload, and the edge values."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from nxcloud_cdr.mapping import MissingIdError, map_cc_report, map_pns_binding_not_exist, map_pns_call_result
+from nxcloud_cdr.records import completeness, content_hash
+from nxcloud_cdr.times import parse_zone
+from tests.conftest import payload_text
+
+UTC8 = parse_zone("+08:00")
+
+
+def load(name: str) -> tuple[dict, str]:
+    raw = payload_text(name)
+    return json.loads(raw), raw
+
+
+def test_pns_call_result_seed_every_field():
+    payload, raw = load("pns-call-result.json")
+    record = map_pns_call_result(payload, raw, UTC8)
+
+    assert (record.kind, record.nxcloud_id, record.raw) == ("pns_call_result", "1604763745256783872", raw)
+    fields = record.fields
+    # Every field of the seed, with its value as sent.
+    for name, value in payload.items():
+        assert fields[name] == value, name
+    assert fields["startAtUtc"] == "2022-12-19T09:00:52.000Z"
+    assert fields["startAtMs"] == 1671440452000
+    assert fields["answerAtUtc"] == "2022-12-19T09:00:54.000Z"
+    assert fields["hangupAtUtc"] == "2022-12-19T09:01:00.000Z"
+    assert fields["hangupAtMs"] == 1671440460000
+    assert fields["callStatusName"] == "normal_end"
+    assert fields["hangupName"] == "caller"
+    assert "hangupCodeName" not in fields  # 0 with an empty hangupCause: not set
+    assert record.start == datetime(2022, 12, 19, 9, 0, 52, tzinfo=UTC)
+    assert (record.caller, record.callee, record.did) == ("85235757583", "85238533300", "85235757584")
+    assert (record.bind_id, record.customer_bind_id) == ("69f1d1be1a82204c6049b4a2797ed0af", "1")
+    assert (record.duration_sec, record.status_name) == (6, "normal_end")
+    assert record.unknown_fields == ()
+
+
+def test_pns_call_result_loose_types_zero_times_and_extra_fields():
+    payload, raw = load("pns-call-result-unanswered.json")
+    record = map_pns_call_result(payload, raw, UTC8)
+    fields = record.fields
+
+    assert fields["id"] == 46  # "46" coerced
+    assert fields["callStatus"] == 2 and fields["callStatusName"] == "abnormal_end"
+    assert fields["duration"] == 0 and record.duration_sec == 0
+    assert fields["callStatusMsg"] == "" and fields["recordFile"] == ""  # null read as not set
+    assert fields["answerAt"] == 0 and "answerAtUtc" not in fields and "answerAtMs" not in fields
+    assert fields["hangupCodeName"] == "NO_ANSWER" and fields["hangupName"] == "callee"
+    assert fields["extensionCallee"] == "8001"
+    assert record.unknown_fields == ("lineIp",)
+    assert fields["lineIp"] == "10.0.0.8"
+    assert record.did == "85235757584" and fields["did"] == "+85235757584"
+    assert record.callee == "NX09445G000025"
+    assert record.customer_bind_id is None
+
+
+def test_pns_call_result_numeric_call_id_becomes_text():
+    record = map_pns_call_result({"callId": 1604763745256783872, "startAt": "1671440452"}, "{}", UTC8)
+
+    assert record.nxcloud_id == "1604763745256783872"
+    assert record.fields["startAtUtc"] == "2022-12-19T09:00:52.000Z"
+
+
+def test_pns_call_result_unknown_enum_values_are_named_not_rejected():
+    record = map_pns_call_result({"callId": "9", "callStatus": 7, "hangup": 5, "hangupCode": 999}, "{}", UTC8)
+
+    assert record.fields["callStatusName"] == "unknown_7"
+    assert record.fields["hangupName"] == "unknown_5"
+    assert record.fields["hangupCodeName"] == "unknown_999"
+
+
+def test_pns_binding_not_exist_seed_every_field():
+    payload, raw = load("pns-binding-not-exist.json")
+    record = map_pns_binding_not_exist(payload, raw, UTC8)
+    fields = record.fields
+
+    assert (record.kind, record.nxcloud_id) == ("pns_binding_not_exist", "1640920940635361280")
+    assert fields["code"] == 10013 and fields["codeName"] == "binding_not_exist"
+    assert fields["msg"] == "binding not exist" and fields["requestId"] == "1640920940635361280"
+    assert fields["data"]["action"] == "queryAXB"
+    assert fields["data"]["requestParams"] == {"caller": "852121199", "did": "85299999999"}
+    assert fields["data"]["occurrenceTime"] == "2023-03-29 11:36:53"
+    # UTC+8 by default (PNS snowflake ids decode to UTC+8).
+    assert fields["data"]["occurrenceTimeUtc"] == "2023-03-29T03:36:53.000Z"
+    assert fields["data"]["occurrenceTimeMs"] == 1680061013000
+    assert (record.caller, record.did, record.callee) == ("852121199", "85299999999", None)
+    assert record.status_name == "binding_not_exist"
+    assert record.start == datetime(2023, 3, 29, 3, 36, 53, tzinfo=UTC)
+
+
+def test_binding_time_zone_is_configuration():
+    payload, raw = load("pns-binding-not-exist.json")
+
+    record = map_pns_binding_not_exist(payload, raw, parse_zone("UTC"))
+
+    assert record.fields["data"]["occurrenceTimeUtc"] == "2023-03-29T11:36:53.000Z"
+
+
+def test_binding_other_error_code_and_extra_nested_fields_kept():
+    payload = {
+        "code": "10005",
+        "msg": "other",
+        "requestId": "77",
+        "data": {"requestParams": {"caller": "1", "did": "2", "callee": "3"}, "occurrenceTime": "", "x": 1},
+        "traceId": "t",
+    }
+    record = map_pns_binding_not_exist(payload, json.dumps(payload), UTC8)
+
+    assert record.fields["code"] == 10005 and record.fields["codeName"] == "unknown_10005"
+    assert record.fields["data"]["requestParams"]["callee"] == "3"
+    assert record.fields["data"]["x"] == 1
+    assert record.unknown_fields == ("traceId",)
+    assert record.start is None and "occurrenceTimeUtc" not in record.fields["data"]
+
+
+def test_cc_report_every_field():
+    payload, raw = load("cc-report.json")
+    record = map_cc_report(payload, raw, UTC8)
+    fields = record.fields
+
+    assert (record.kind, record.nxcloud_id) == ("cc_report", "c7a1f0e2b3d44e5f8a9b0c1d2e3f4a5b")
+    for name, value in payload.items():
+        assert fields[name] == value, name
+    assert fields["callStartTimeUtc"] == "2023-11-17T05:42:30.000Z"
+    assert fields["answerTimeUtc"] == "2023-11-17T05:42:33.000Z"
+    assert fields["callEndTimeUtc"] == "2023-11-17T05:42:48.000Z"
+    assert fields["callEndTimeMs"] == 1700199768000
+    assert fields["callTypeName"] == "outgoing"
+    assert fields["hangupReasonName"] == "outgoing_hung_up"
+    assert fields["hangingDirectionName"] == "customer"
+    assert fields["baseCostUsd"] == Decimal("0.0300") and fields["costUsd"] == Decimal("0.0350")
+    assert (record.caller, record.callee, record.did) == ("85238531117", "85235757568", None)
+    assert (record.duration_sec, record.status_name) == (15, "outgoing_hung_up")
+
+
+def test_cc_report_unanswered_nulls_and_extra_fields():
+    payload, raw = load("cc-report-unanswered.json")
+    record = map_cc_report(payload, raw, UTC8)
+    fields = record.fields
+
+    assert fields["answerTime"] == "" and "answerTimeUtc" not in fields
+    assert fields["labels"] == [] and fields["calledInfo"] == "" and fields["agentName"] == ""
+    assert fields["callTypeName"] == "incoming" and fields["hangupReasonName"] == "incoming_not_answered"
+    assert fields["hangingDirectionName"] == "system"
+    assert fields["costUsd"] == Decimal("0")
+    assert record.unknown_fields == ("queueName",)
+
+
+def test_cc_report_labels_as_comma_text_and_bad_cost_kept_as_text():
+    record = map_cc_report({"callSessionId": "s", "labels": "a, b", "cost": "n/a"}, "{}", UTC8)
+
+    assert record.fields["labels"] == ["a", "b"]
+    assert record.fields["cost"] == "n/a" and "costUsd" not in record.fields
+
+
+@pytest.mark.parametrize(
+    ("mapper", "payload", "name"),
+    [
+        (map_pns_call_result, {"caller": "1"}, "callId"),
+        (map_pns_call_result, {"callId": None}, "callId"),
+        (map_pns_binding_not_exist, {"code": 10013, "data": {}}, "requestId"),
+        (map_cc_report, {"callId": "only-the-call-id"}, "callSessionId"),
+    ],
+)
+def test_missing_id_is_its_own_error(mapper, payload, name):
+    with pytest.raises(MissingIdError, match=name):
+        mapper(payload, "{}", UTC8)
+
+
+@pytest.mark.parametrize(
+    ("mapper", "payload"),
+    [
+        (map_pns_call_result, {"callId": "1", "duration": "six"}),
+        (map_pns_call_result, {"callId": "1", "startAt": [1]}),
+        (map_pns_binding_not_exist, {"requestId": "1", "data": "not an object"}),
+        (map_cc_report, {"callSessionId": "1", "callType": {"a": 1}}),
+    ],
+)
+def test_unreadable_field_is_a_validation_error(mapper, payload):
+    with pytest.raises(ValidationError):
+        mapper(payload, "{}", UTC8)
+
+
+def test_unparseable_local_time_is_an_error():
+    with pytest.raises(ValueError, match="does not match format"):
+        map_cc_report({"callSessionId": "1", "callStartTime": "17/11/2023 13:42"}, "{}", UTC8)
+
+
+def test_content_hash_ignores_key_order_but_not_values():
+    assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+def test_completeness_counts_informative_leaves():
+    assert completeness({"a": "", "b": None, "c": 0, "d": [], "e": {}, "f": False}) == 0
+    assert completeness({"a": "x", "b": 1, "c": {"d": "y", "e": ["z", ""]}, "g": True}) == 5

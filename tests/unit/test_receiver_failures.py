@@ -1,0 +1,216 @@
+"""Failure injection on moto: a store that fails must never be acknowledged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto import mock_aws
+
+from devtools.template import create_tables
+from nxcloud_cdr.config import Settings
+from nxcloud_cdr.receiver import reset_runtime, runtime
+from tests.conftest import body_of, load_event
+
+
+@pytest.fixture
+def aws(push_env: dict[str, str]) -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_tables(
+            client, {"CallRecordsTable": push_env["TABLE_NAME"], "QuarantineTable": push_env["QUARANTINE_TABLE_NAME"]}
+        )
+        yield client
+
+
+def count(client: Any, table: str) -> int:
+    return int(client.scan(TableName=table)["Count"])
+
+
+def fail_with(error: Exception) -> Any:
+    def failing(**_: Any) -> Any:
+        raise error
+
+    return failing
+
+
+THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem")
+UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+@pytest.mark.parametrize("error", [THROTTLED, UNREACHABLE], ids=["throttled", "unreachable"])
+def test_store_failure_is_503_and_nothing_claimed(aws, push_env, invoke, monkeypatch, error):
+    event = load_event("pns-call-result.json")
+    monkeypatch.setattr(runtime().store._client, "put_item", fail_with(error))
+
+    response = invoke("PnsCallResultFunction", event)
+
+    assert response["statusCode"] == 503
+    assert body_of(response) == {
+        "ok": False,
+        "error": "store_unavailable",
+        "message": "the record was not stored; retry later",
+    }
+    assert count(aws, push_env["TABLE_NAME"]) == 0
+    monkeypatch.undo()
+    # NXCLOUD's retry, once the store is back, stores it.
+    reset_runtime()
+    for name, value in push_env.items():
+        monkeypatch.setenv(name, value)
+    assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "stored"
+    assert count(aws, push_env["TABLE_NAME"]) == 1
+
+
+def test_quarantine_failure_on_bad_input_is_503_so_the_body_is_not_lost(aws, push_env, invoke, monkeypatch):
+    monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
+
+    response = invoke("PnsCallResultFunction", load_event("pns-call-result-bad-body.json"))
+
+    assert response["statusCode"] == 503
+    assert count(aws, push_env["QUARANTINE_TABLE_NAME"]) == 0
+
+
+def test_superseded_copy_that_cannot_be_kept_is_503(aws, push_env, invoke, monkeypatch):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    stale = json.loads(load_event("pns-call-result.json")["body"]) | {"recordFile": ""}
+    event = load_event("pns-call-result.json") | {"body": json.dumps(stale)}
+    monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
+
+    assert invoke("PnsCallResultFunction", event)["statusCode"] == 503
+
+
+def test_failed_archive_of_a_replaced_copy_still_acknowledges_the_new_one(aws, push_env, invoke, monkeypatch, capsys):
+    payload = json.loads(load_event("pns-call-result.json")["body"])
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})})
+    monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
+
+    response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+
+    assert body_of(response)["outcome"] == "updated"
+    assert '"ArchiveFailures"' in capsys.readouterr().out
+
+
+def test_unexpected_mapping_error_is_422_and_quarantined_never_500(aws, push_env):
+    from nxcloud_cdr.kinds import PushKind
+    from nxcloud_cdr.receiver import Receiver
+
+    def broken(*_: Any) -> Any:
+        raise KeyError("a bug")
+
+    response = Receiver(PushKind("pns_call_result", broken), runtime()).receive(load_event("pns-call-result.json"))
+
+    assert response["statusCode"] == 422
+    assert body_of(response)["error"] == "unprocessable"
+    assert "KeyError" not in response["body"]
+    assert count(aws, push_env["QUARANTINE_TABLE_NAME"]) == 1
+
+
+def test_token_read_from_secrets_manager_once_per_container(aws, push_env, invoke, monkeypatch):
+    secret = boto3.client("secretsmanager").create_secret(Name="push-token", SecretString="s3cr3t-token-value")
+    monkeypatch.delenv("PUSH_TOKEN")
+    monkeypatch.setenv("PUSH_TOKEN_SECRET_ID", secret["ARN"])
+    reset_runtime()
+    calls = []
+    real_client = boto3.client
+
+    def counting_client(service: str, *args: Any, **kwargs: Any) -> Any:
+        client = real_client(service, *args, **kwargs)
+        if service == "secretsmanager":
+            original = client.get_secret_value
+
+            def get_secret_value(**call: Any) -> Any:
+                calls.append(call)
+                return original(**call)
+
+            client.get_secret_value = get_secret_value
+        return client
+
+    monkeypatch.setattr(boto3, "client", counting_client)
+    event = load_event("pns-call-result.json")
+    event["pathParameters"]["token"] = "s3cr3t-token-value"
+
+    responses = [invoke("PnsCallResultFunction", event) for _ in range(3)]
+    wrong = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+
+    assert [response["statusCode"] for response in responses] == [200, 200, 200]
+    assert wrong["statusCode"] == 403
+    assert len(calls) == 1
+
+
+def test_rotated_token_is_picked_up_after_max_age(aws, push_env, monkeypatch):
+    from nxcloud_cdr.push_auth import PushToken
+
+    values = iter(["old", "new"])
+    clock = iter([0.0, 10.0, 400.0, 401.0])
+    monkeypatch.setattr("nxcloud_cdr.push_auth.time.monotonic", lambda: next(clock))
+    token = PushToken(lambda: next(values), max_age_seconds=300)
+
+    assert token.matches("old")
+    assert token.matches("old")
+    assert token.matches("new")
+    assert not token.matches("old")
+
+
+def test_empty_expected_token_refuses_everything():
+    from nxcloud_cdr.push_auth import PushToken
+
+    assert not PushToken(lambda: "", 300).matches("")
+
+
+def test_unreadable_secret_is_503_not_403(aws, push_env, invoke, monkeypatch):
+    monkeypatch.delenv("PUSH_TOKEN")
+    monkeypatch.setenv("PUSH_TOKEN_SECRET_ID", "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing")
+    reset_runtime()
+
+    response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+
+    assert response["statusCode"] == 503
+    assert body_of(response)["error"] == "not_configured"
+    assert count(aws, push_env["TABLE_NAME"]) == 0
+
+
+def test_logs_carry_ids_but_never_the_token_or_the_numbers(aws, push_env, invoke, capsys, log_output):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    invoke("PnsCallResultFunction", load_event("pns-call-result-wrong-token.json"))
+    invoke("PnsCallResultFunction", load_event("pns-call-result-bad-body.json"))
+    output = log_output() + capsys.readouterr().out
+
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    logs = [line for line in lines if "message" in line and "level" in line]
+    stored = next(line for line in logs if line["message"] == "push stored")
+    assert stored["nxcloudId"] == "1604763745256783872"
+    assert stored["pushType"] == "pns_call_result"
+    assert stored["outcome"] == "stored"
+    for secret_or_pii in (push_env["PUSH_TOKEN"], "not-the-token", "85235757583", "85238533300"):
+        assert secret_or_pii not in output
+
+
+def test_metrics_per_push_type(aws, push_env, invoke, capsys):
+    invoke("CcReportFunction", load_event("cc-report.json"))
+    invoke("CcReportFunction", load_event("cc-report.json"))
+    invoke("CcReportFunction", load_event("cc-report-bad-body.json"))
+    invoke("CcReportFunction", load_event("cc-report-wrong-token.json"))
+
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = [
+        definition["Name"]
+        for blob in metrics
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for definition in directive["Metrics"]
+    ]
+    assert names == ["RecordsStored", "Duplicates", "Rejected", "Forbidden"]
+    assert {blob["PushType"] for blob in metrics} == {"cc_report"}
+
+
+def test_settings_name_the_wrong_variable():
+    with pytest.raises(ValueError, match="PUSH_TOKEN"):
+        Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q"})
+    with pytest.raises(ValueError, match="zone"):
+        Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "x", "NXCLOUD_TIMEZONE": "Mars"})
+    settings = Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "tok-very-secret"})
+    assert settings.zone.utcoffset(None) is not None
+    assert "tok-very-secret" not in repr(settings)

@@ -43,7 +43,7 @@ class DynamoDBLocal:
         if java is None:
             raise FileNotFoundError("java is not on PATH: DynamoDB Local needs Java 17")
         storage = ["-inMemory"] if self._in_memory else ["-dbPath", str(self._db_path)]
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own java and jar paths
             [
                 java,
                 f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",

@@ -11,7 +11,6 @@ import json
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from . import REPO_ROOT
@@ -20,7 +19,7 @@ from .template import Route, http_routes
 EVENTS_DIR = REPO_ROOT / "events"
 PAYLOADS_DIR = EVENTS_DIR / "payloads"
 # Not a secret: the token the sample events and `make local` use until you set your own.
-EXAMPLE_TOKEN = "local-example-token"
+EXAMPLE_TOKEN = "local-example-token"  # noqa: S105 - published on purpose
 
 
 def http_api_event(

@@ -36,7 +36,8 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return template
 
 
 def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -99,6 +100,12 @@ def http_routes(template: dict[str, Any] | None = None) -> list[Route]:
         for event in (props.get("Events") or {}).values():
             if event["Type"] == "HttpApi":
                 routes.append(
-                    Route(name, event["Properties"]["Method"], event["Properties"]["Path"], props["CodeUri"], props["Handler"])
+                    Route(
+                        name,
+                        event["Properties"]["Method"],
+                        event["Properties"]["Path"],
+                        props["CodeUri"],
+                        props["Handler"],
+                    )
                 )
     return routes

@@ -14,10 +14,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from nxcloud_cdr.receiver import reset_runtime
 
 from devtools import REPO_ROOT
 from devtools.events import EXAMPLE_TOKEN
-from nxcloud_cdr.receiver import reset_runtime
 
 EVENTS = REPO_ROOT / "events"
 FUNCTIONS = {
@@ -31,7 +31,7 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(_name, None)
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - dummy credentials for local engines
+    AWS_SECRET_ACCESS_KEY="testing",
     AWS_DEFAULT_REGION="us-east-1",
     POWERTOOLS_SERVICE_NAME="nxcloud-cdr",
     POWERTOOLS_METRICS_NAMESPACE="NxcloudCdrTest",
@@ -61,7 +61,7 @@ def load_handler(function: str) -> Callable[[dict[str, Any], Any], dict[str, Any
     module: ModuleType = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.handler  # type: ignore[no-any-return]
+    return module.handler
 
 
 def table_names() -> dict[str, str]:
@@ -122,7 +122,7 @@ def log_output() -> Iterator[Callable[[], str]]:
 
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(response["body"])  # type: ignore[no-any-return]
+    return json.loads(response["body"])
 
 
 def event_with_body(name: str, body: str | bytes) -> dict[str, Any]:

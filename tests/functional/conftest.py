@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from nxcloud_cdr.store import CallStore
 
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.template import create_tables
-from nxcloud_cdr.store import CallStore
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -22,7 +22,7 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
 
 
 @pytest.fixture
-def ddb(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch, push_env: dict[str, str]):  # type: ignore[no-untyped-def]
+def ddb(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch, push_env: dict[str, str]):
     """A DynamoDB client on DynamoDB Local with this test's tables created; the
     functions reach the same engine through AWS_ENDPOINT_URL_DYNAMODB."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local.endpoint)
@@ -34,5 +34,5 @@ def ddb(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch, push_env
 
 
 @pytest.fixture
-def store(ddb, push_env: dict[str, str]) -> CallStore:  # type: ignore[no-untyped-def]
+def store(ddb, push_env: dict[str, str]) -> CallStore:
     return CallStore(ddb, push_env["TABLE_NAME"], push_env["QUARANTINE_TABLE_NAME"])

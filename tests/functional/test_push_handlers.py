@@ -6,8 +6,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from nxcloud_cdr.store import deserialise
+
 from tests.conftest import body_of, event_with_body, load_event, payload_text
 
 SAMPLES = [

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
-
 from nxcloud_cdr.mapping import MissingIdError, map_cc_report, map_pns_binding_not_exist, map_pns_call_result
 from nxcloud_cdr.records import completeness, content_hash
 from nxcloud_cdr.times import parse_zone
+from pydantic import ValidationError
+
 from tests.conftest import payload_text
 
 UTC8 = parse_zone("+08:00")

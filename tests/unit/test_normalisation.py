@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
 from nxcloud_cdr.phones import normalise_number
 from nxcloud_cdr.times import epoch_ms, from_epoch, from_local_string, iso_utc, month_bucket, parse_zone
 

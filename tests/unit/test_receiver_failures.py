@@ -10,10 +10,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
-
-from devtools.template import create_tables
 from nxcloud_cdr.config import Settings
 from nxcloud_cdr.receiver import reset_runtime, runtime
+
+from devtools.template import create_tables
 from tests.conftest import body_of, load_event
 
 
@@ -38,7 +38,9 @@ def fail_with(error: Exception) -> Any:
     return failing
 
 
-THROTTLED = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem")
+THROTTLED = ClientError(
+    {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+)
 UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
 
 
@@ -85,7 +87,9 @@ def test_superseded_copy_that_cannot_be_kept_is_503(aws, push_env, invoke, monke
 
 def test_failed_archive_of_a_replaced_copy_still_acknowledges_the_new_one(aws, push_env, invoke, monkeypatch, capsys):
     payload = json.loads(load_event("pns-call-result.json")["body"])
-    invoke("PnsCallResultFunction", load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})})
+    invoke(
+        "PnsCallResultFunction", load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})}
+    )
     monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
 
     response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
@@ -118,7 +122,7 @@ def test_token_read_from_secrets_manager_once_per_container(aws, push_env, invok
     real_client = boto3.client
 
     def counting_client(service: str, *args: Any, **kwargs: Any) -> Any:
-        client = real_client(service, *args, **kwargs)
+        client = real_client(service, *args, **kwargs)  # type: ignore[call-overload]
         if service == "secretsmanager":
             original = client.get_secret_value
 
@@ -210,7 +214,9 @@ def test_settings_name_the_wrong_variable():
     with pytest.raises(ValueError, match="PUSH_TOKEN"):
         Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q"})
     with pytest.raises(ValueError, match="zone"):
-        Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "x", "NXCLOUD_TIMEZONE": "Mars"})
+        Settings.from_env(
+            {"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "x", "NXCLOUD_TIMEZONE": "Mars"}
+        )
     settings = Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "tok-very-secret"})
     assert settings.zone.utcoffset(None) is not None
     assert "tok-very-secret" not in repr(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +24,8 @@ def read_request(event: dict[str, Any]) -> HttpRequest:
     raw_body = event.get("body") or ""
     body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body)
     if event.get("isBase64Encoded"):
-        try:
+        with contextlib.suppress(binascii.Error, ValueError):
             body = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            pass
     context = event.get("requestContext") or {}
     return HttpRequest(
         body=body,

@@ -6,6 +6,8 @@ import hmac
 import time
 from collections.abc import Callable
 
+import boto3
+
 from .config import Settings
 
 
@@ -40,8 +42,6 @@ def push_token_from_settings(settings: Settings) -> PushToken:
         return PushToken(lambda: token, settings.push_token_max_age_seconds)
 
     def load() -> str:
-        import boto3  # the client is only needed where the secret lives in Secrets Manager
-
         client = boto3.client("secretsmanager")
         return str(client.get_secret_value(SecretId=settings.push_token_secret_id)["SecretString"]).strip()
 

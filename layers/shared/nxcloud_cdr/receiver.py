@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
 from pydantic import ValidationError
 
 from .apigw import error_response, json_response, read_request
@@ -42,9 +44,6 @@ _runtime: Runtime | None = None
 def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        import boto3
-        from botocore.config import Config
-
         settings = Settings.from_env()
         # Short timeouts: NXCLOUD documents no push timeout, so answer well within any.
         client = boto3.client(

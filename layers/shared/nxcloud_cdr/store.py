@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -78,9 +78,7 @@ def _expires_at(moment: datetime, days: int) -> int | None:
     return int((moment + timedelta(days=days)).timestamp()) if days > 0 else None
 
 
-def record_item(
-    record: CallRecord, received_at: datetime, *, source: str, retention_days: int
-) -> dict[str, Any]:
+def record_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
     """The stored item of a record (pure). Index keys are left out when empty, so the
     indexes stay sparse: DynamoDB refuses empty strings as key values."""
     indexed_at = record.start or received_at
@@ -195,7 +193,9 @@ class CallStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StoreError(str(exc)) from exc
-            stored = exc.response.get("Item") or self._get_raw_item(record.nxcloud_id, record.kind)
+            stored = cast("dict[str, Any] | None", exc.response.get("Item")) or self._get_raw_item(
+                record.nxcloud_id, record.kind
+            )
             if stored is None:  # deleted between the two calls: the retry will store it
                 raise StoreError("conditional write failed on a record that is gone") from exc
             if deserialise(stored).get("contentHash") == record.content_hash:
@@ -251,8 +251,7 @@ class CallStore:
                 TableName=self.quarantine_table_name,
                 Key=serialise({"pk": quarantine_id}),
                 UpdateExpression=(
-                    f"SET {assignments}, #firstSeenAt = if_not_exists(#firstSeenAt, :lastSeenAt) "
-                    "ADD #attempts :one"
+                    f"SET {assignments}, #firstSeenAt = if_not_exists(#firstSeenAt, :lastSeenAt) ADD #attempts :one"
                 ),
                 ExpressionAttributeNames={**names, "#firstSeenAt": "firstSeenAt", "#attempts": "attempts"},
                 ExpressionAttributeValues=serialise(
@@ -311,7 +310,7 @@ class CallStore:
         self, kind: str, start: datetime, end: datetime, *, limit: int = 100, cursor: str | None = None
     ) -> Page:
         """Access pattern 2: records of one kind with call start in [start, end), oldest first."""
-        position = _decode_cursor(cursor) if cursor else {"month": "", "key": None}
+        position: dict[str, Any] = _decode_cursor(cursor) if cursor else {"month": "", "key": None}
         months = [month for month in _months(start, end) if month >= position["month"]]
         items: list[dict[str, Any]] = []
         for number, month in enumerate(months):

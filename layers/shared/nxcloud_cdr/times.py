@@ -33,7 +33,8 @@ def parse_zone(text: str) -> tzinfo:
         if delta > timedelta(hours=14):
             raise ValueError(f"time zone offset out of range: {text!r}")
         return timezone(-delta if sign == "-" else delta)
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for IANA names
+    # Imported here: most deployments use a fixed offset and skip its cold-start cost.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # noqa: PLC0415
 
     try:
         return ZoneInfo(value)

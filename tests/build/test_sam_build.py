@@ -1,0 +1,149 @@
+"""`sam build`'s output runs where Lambda runs it: Python 3.13 with boto3 and nothing else.
+
+A dev virtualenv hides a dependency the layer forgot (moto pulls in aws-xray-sdk, for
+example); here every import the handlers make must come from the built function and
+the built layer, exactly as in /var/task and /opt/python on Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devtools import REPO_ROOT
+from devtools.dynamodb_local import DynamoDBLocal
+from devtools.template import create_tables
+from tests.conftest import EVENTS, FUNCTIONS, table_names
+
+pytestmark = [pytest.mark.build, pytest.mark.dynamodb_local]
+
+SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
+LAMBDA_PYTHON = REPO_ROOT / ".venv-lambda" / "bin" / "python"
+# boto3 and what it depends on: what Lambda's python3.13 runtime adds to the interpreter.
+RUNTIME_PACKAGES = {"boto3", "botocore", "jmespath", "s3transfer", "python-dateutil", "six", "urllib3", "pip"}
+
+RUN_HANDLER = """
+import json, sys
+function_dir, layer_dir, event_path = sys.argv[1:4]
+# Lambda's order: the function code, then the layer, then the runtime's packages.
+sys.path[:0] = [function_dir, layer_dir]
+import app
+import nxcloud_cdr, pydantic, aws_lambda_powertools
+class Context:
+    function_name = "built"; memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:built"; aws_request_id = "r-1"
+with open(event_path) as handle:
+    event = json.load(handle)
+response = app.handler(event, Context())
+origins = {m.__name__: m.__file__ for m in (app, nxcloud_cdr, pydantic, aws_lambda_powertools)}
+print("RESULT " + json.dumps({"response": response, "origins": origins}))
+"""
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SAM.exists():
+        pytest.fail("aws-sam-cli is not installed in .venv-sam: run `make deps`")
+    target = tmp_path_factory.mktemp("sam-build")
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
+    # sam build runs the python3.13 it finds first on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    completed = subprocess.run(
+        [str(SAM), "build", "--build-dir", str(target), "--template-file", str(REPO_ROOT / "template.yaml")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    return target
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[DynamoDBLocal]:
+    with DynamoDBLocal() as running:
+        yield running
+
+
+def test_lambda_stand_in_interpreter_has_boto3_alone():
+    listed = subprocess.run(
+        [str(LAMBDA_PYTHON), "-m", "pip", "list", "--format=json"], capture_output=True, text=True, check=True
+    )
+    names = {package["name"].lower() for package in json.loads(listed.stdout)}
+    assert "boto3" in names
+    assert names <= RUNTIME_PACKAGES, f"not in Lambda's runtime: {names - RUNTIME_PACKAGES}"
+
+
+def test_build_output_has_the_layer_dependencies_and_no_boto3(build_dir: Path):
+    layer = build_dir / "SharedLayer" / "python"
+    assert (layer / "nxcloud_cdr" / "receiver.py").is_file()
+    assert (layer / "pydantic").is_dir() and (layer / "aws_lambda_powertools").is_dir()
+    assert not (layer / "moto").exists()
+    for function in FUNCTIONS:
+        assert (build_dir / function / "app.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("function", "event_file"),
+    [
+        ("PnsCallResultFunction", "pns-call-result.json"),
+        ("PnsBindingNotExistFunction", "pns-binding-not-exist.json"),
+        ("CcReportFunction", "cc-report.json"),
+    ],
+)
+def test_built_handler_stores_an_event_in_a_boto3_only_interpreter(
+    build_dir: Path, engine: DynamoDBLocal, function: str, event_file: str
+):
+    names = table_names()
+    client = boto3.client("dynamodb", endpoint_url=engine.endpoint)
+    create_tables(client, names)
+    layer_dir = build_dir / "SharedLayer" / "python"
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
+        "TABLE_NAME": names["CallRecordsTable"],
+        "QUARANTINE_TABLE_NAME": names["QuarantineTable"],
+        "PUSH_TOKEN": "local-example-token",
+        "NXCLOUD_TIMEZONE": "+08:00",
+    }
+
+    completed = subprocess.run(
+        [
+            str(LAMBDA_PYTHON),
+            "-s",
+            "-c",
+            RUN_HANDLER,
+            str(build_dir / function),
+            str(layer_dir),
+            str(EVENTS / event_file),
+        ],
+        cwd=build_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    [line] = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["response"]["statusCode"] == 200, result["response"]
+    assert json.loads(result["response"]["body"])["outcome"] == "stored"
+    origins = result["origins"]
+    assert origins["app"].startswith(str(build_dir / function))
+    for module in ("nxcloud_cdr", "pydantic", "aws_lambda_powertools"):
+        assert origins[module].startswith(str(layer_dir)), (module, origins[module])
+    assert client.scan(TableName=names["CallRecordsTable"])["Count"] == 1

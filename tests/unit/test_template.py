@@ -1,0 +1,118 @@
+"""What template.yaml promises: the shape of the stack, and no secret in any file."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+
+from devtools.template import create_table_requests, http_routes, load_template, resources_of_type
+from tests.conftest import FUNCTIONS, repo_path
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+
+
+def test_one_function_per_push_type_on_one_http_api():
+    routes = {route.function: route for route in http_routes(TEMPLATE)}
+
+    assert set(routes) == set(FUNCTIONS)
+    assert {route.route_key for route in routes.values()} == {
+        "POST /v1/pns/call-result/{token}",
+        "POST /v1/pns/binding-not-exist/{token}",
+        "POST /v1/cc/report/{token}",
+    }
+    for name, route in routes.items():
+        assert repo_path(route.code_uri, "app.py") == FUNCTIONS[name]
+        event = next(iter(RESOURCES[name]["Properties"]["Events"].values()))
+        assert event["Properties"]["ApiId"] == {"Ref": "PushApi"}
+    assert RESOURCES["PushApi"]["Type"] == "AWS::Serverless::HttpApi"
+    throttling = RESOURCES["PushApi"]["Properties"]["DefaultRouteSettings"]
+    assert set(throttling) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+
+
+def test_functions_and_layer_are_python313_x86_64():
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["x86_64"]
+    assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
+    layer = RESOURCES["SharedLayer"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "x86_64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+
+
+@pytest.mark.parametrize("table", ["CallRecordsTable", "QuarantineTable"])
+def test_tables_on_demand_pitr_encrypted_protected_with_ttl(table):
+    props = RESOURCES[table]["Properties"]
+
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+    assert TEMPLATE["Parameters"]["TableDeletionProtection"]["Default"] == "true"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+
+
+def test_store_code_and_template_agree_on_indexes():
+    from nxcloud_cdr.store import INDEX_KEYS, SORT_KEY
+
+    [records] = [
+        r
+        for r in create_table_requests(TEMPLATE, {"CallRecordsTable": "r", "QuarantineTable": "q"})
+        if r["TableName"] == "r"
+    ]
+    indexes = {gsi["IndexName"]: gsi["KeySchema"] for gsi in records["GlobalSecondaryIndexes"]}
+    assert indexes == {
+        name: [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": SORT_KEY, "KeyType": "RANGE"}]
+        for name, key in INDEX_KEYS.items()
+    }
+
+
+def test_push_token_is_generated_not_written_anywhere():
+    secret = RESOURCES["PushTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "SecretString" not in secret["Properties"]
+    assert secret["Properties"]["GenerateSecretString"]["ExcludePunctuation"] is True
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PUSH_TOKEN_SECRET_ID"] == {"Ref": "PushTokenSecret"}
+    assert "PUSH_TOKEN" not in env
+
+
+def test_functions_may_only_write_their_tables_and_read_the_token():
+    for name in FUNCTIONS:
+        policies = RESOURCES[name]["Properties"]["Policies"]
+        statements = policies[0]["Statement"]
+        actions = sorted(action for statement in statements for action in statement["Action"])
+        assert actions == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        assert policies[1] == {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "PushTokenSecret"}}}
+
+
+def test_outputs_name_every_push_url_and_the_tables():
+    outputs = TEMPLATE["Outputs"]
+    for name in ("PnsCallResultUrl", "PnsBindingNotExistUrl", "CcReportUrl"):
+        assert outputs[name]["Value"]["Fn::Sub"].endswith("/<token>")
+    assert {"CallRecordsTableName", "QuarantineTableName", "PushTokenCommand"} <= set(outputs)
+
+
+def test_every_function_log_group_has_retention():
+    log_groups = resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")
+    named = {group["Properties"]["LogGroupName"]["Fn::Sub"] for group in log_groups.values()}
+    assert named == {f"/aws/lambda/${{{name}}}" for name in FUNCTIONS}
+
+
+SECRET_LIKE = re.compile(r"(?i)(secret|token|password|access_?key)")
+
+
+def test_no_parameter_default_looks_like_a_secret():
+    for name, parameter in TEMPLATE["Parameters"].items():
+        assert not SECRET_LIKE.search(name) or "Default" not in parameter, name
+
+
+def test_samconfig_holds_no_secret():
+    config = tomllib.loads(repo_path("samconfig.toml").read_text())
+    flat = repr(config)
+    assert "parameter_overrides" not in flat or not SECRET_LIKE.search(flat.split("parameter_overrides")[1])
+    deploy = config["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["confirm_changeset"] is True

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
-from nxcloud_cdr.config import Settings
+from nxcloud_cdr.config import PushSettings
 from nxcloud_cdr.receiver import reset_runtime, runtime
 
 from devtools.template import create_tables
@@ -212,11 +212,11 @@ def test_metrics_per_push_type(aws, push_env, invoke, capsys):
 
 def test_settings_name_the_wrong_variable():
     with pytest.raises(ValueError, match="PUSH_TOKEN"):
-        Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q"})
+        PushSettings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q"})
     with pytest.raises(ValueError, match="zone"):
-        Settings.from_env(
+        PushSettings.from_env(
             {"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "x", "NXCLOUD_TIMEZONE": "Mars"}
         )
-    settings = Settings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "tok-very-secret"})
+    settings = PushSettings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "tok-very-secret"})
     assert settings.zone.utcoffset(None) is not None
     assert "tok-very-secret" not in repr(settings)

@@ -48,6 +48,12 @@ CC_HANGUP_REASON: Mapping[int, str] = {
 }
 CC_HANGING_DIRECTION: Mapping[int, str] = {0: "customer", 1: "agent", 3: "system"}
 
+# Call-centre CDR page API. The record's direction and the request's direction filter
+# are off by one: a record says 0 for inbound, the filter says 1.
+CDR_DIRECTION: Mapping[int, str] = {0: "inbound", 1: "outbound", 2: "aicc"}
+CDR_DIRECTION_FILTER: Mapping[str, int] = {"all": 0, "inbound": 1, "outbound": 2, "aicc": 3}
+CDR_HANGUP_BY: Mapping[int, str] = {0: "agent", 1: "user", 2: "unknown"}
+
 # PNS error codes of the binding-not-exist push (10001-10012 are other PNS errors).
 PNS_ERROR_CODE: Mapping[int, str] = {10013: "binding_not_exist"}
 

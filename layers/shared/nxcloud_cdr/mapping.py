@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import enums
-from .models import CcReport, PnsBindingNotExist, PnsCallResult
+from .models import CcCdrRecord, CcReport, PnsBindingNotExist, PnsCallResult
 from .phones import normalise_number
 from .records import CallRecord, completeness, content_hash
 from .times import epoch_ms, from_epoch, from_local_string, iso_utc
@@ -141,6 +141,45 @@ def map_cc_report(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord
         callee=normalise_number(model.called),
         duration_sec=model.callDuration,
         status_name=fields.get("hangupReasonName"),
+        fields=fields,
+        unknown_fields=_unknown(model),
+    )
+
+
+def queue_duration_ms(value: int | None, in_queue_ms: int | None, out_queue_ms: int | None) -> int | None:
+    """``queueDuration`` is documented in seconds but sent in milliseconds too; the
+    queue times, when both are there, tell which unit this value is in."""
+    if value is None:
+        return None
+    if in_queue_ms and out_queue_ms and out_queue_ms >= in_queue_ms:
+        measured = out_queue_ms - in_queue_ms
+        return value if abs(value - measured) < abs(value * 1000 - measured) else value * 1000
+    return value * 1000
+
+
+def map_cc_cdr(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
+    """A call-centre CDR record (page API, and the NXCC call-log callback)."""
+    model = CcCdrRecord.model_validate(payload)
+    call_id = _require_id(model.callId, "callId")
+    fields = model.model_dump()
+    start = from_epoch(model.startTime)
+    for name in ("startTime", "answerTime", "endTime", "ringTime", "inQueueTime", "outQueueTime"):
+        _add_time(fields, name, start if name == "startTime" else from_epoch(getattr(model, name)))
+    _add_name(fields, "direction", enums.CDR_DIRECTION, model.direction)
+    _add_name(fields, "hangupBy", enums.CDR_HANGUP_BY, model.hangupBy)
+    queue_ms = queue_duration_ms(model.queueDuration, model.inQueueTime, model.outQueueTime)
+    if queue_ms is not None:
+        fields["queueDurationMs"] = queue_ms
+    return _record(
+        "cc_cdr",
+        payload,
+        raw,
+        nxcloud_id=call_id,
+        start=start,
+        caller=normalise_number(model.caller),
+        callee=normalise_number(model.callee),
+        duration_sec=model.callDuration,
+        status_name=model.callStatus.strip() or None,
         fields=fields,
         unknown_fields=_unknown(model),
     )

@@ -121,3 +121,40 @@ class CcReport(NxModel):
     answerTime: LooseStr = ""
     callEndTime: LooseStr = ""
     voiceUrl: LooseStr = ""
+
+
+LooseFloat = Annotated[float | None, BeforeValidator(_blank_to_none)]
+
+
+class CcCdrRecord(NxModel):
+    """One record of the call-centre CDR page API (``seeds/cc-cdr-page-api.md``); the
+    NXCC call-log callback sends the same shape. Every field may be missing."""
+
+    callId: LooseStr = ""
+    agentName: LooseStr = ""
+    agentNickName: LooseStr = ""
+    answered: bool | None = None
+    answerTime: LooseInt = None
+    callDuration: LooseInt = None
+    callee: LooseStr = ""
+    caller: LooseStr = ""
+    direction: LooseInt = None
+    dtmfKeys: LooseStr = ""
+    endTime: LooseInt = None
+    hangupBy: LooseInt = None
+    hangupCode: LooseInt = None
+    callStatus: LooseStr = ""
+    hangupReason: LooseStr = ""
+    inQueueTime: LooseInt = None
+    leaveMsgUrl: LooseStr = ""
+    orderId: LooseStr = ""
+    other: LooseStr = ""
+    intent: LooseStr = ""
+    outQueueTime: LooseInt = None
+    queueDuration: LooseInt = None
+    recordUrl: LooseStr = ""
+    ringDuration: LooseInt = None
+    ringTime: LooseInt = None
+    startTime: LooseInt = None
+    taskId: LooseStr = ""
+    totalCustomerPrice: LooseFloat = None

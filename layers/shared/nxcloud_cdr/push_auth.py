@@ -6,9 +6,8 @@ import hmac
 import time
 from collections.abc import Callable
 
-import boto3
-
-from .config import Settings
+from .config import PushSettings
+from .secret_store import secret_string
 
 
 class PushToken:
@@ -36,13 +35,9 @@ class PushToken:
         return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
 
 
-def push_token_from_settings(settings: Settings) -> PushToken:
+def push_token_from_settings(settings: PushSettings) -> PushToken:
     if settings.push_token:
         token = settings.push_token
         return PushToken(lambda: token, settings.push_token_max_age_seconds)
 
-    def load() -> str:
-        client = boto3.client("secretsmanager")
-        return str(client.get_secret_value(SecretId=settings.push_token_secret_id)["SecretString"]).strip()
-
-    return PushToken(load, settings.push_token_max_age_seconds)
+    return PushToken(lambda: secret_string(settings.push_token_secret_id).strip(), settings.push_token_max_age_seconds)

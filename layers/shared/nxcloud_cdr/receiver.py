@@ -18,7 +18,7 @@ from botocore.config import Config
 from pydantic import ValidationError
 
 from .apigw import error_response, json_response, read_request
-from .config import Settings
+from .config import PushSettings
 from .kinds import PushKind
 from .mapping import MissingIdError
 from .observability import logger, metrics
@@ -33,7 +33,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 class Runtime:
     """What a container builds once and every invocation reuses."""
 
-    settings: Settings
+    settings: PushSettings
     store: CallStore
     token: PushToken
 
@@ -44,7 +44,7 @@ _runtime: Runtime | None = None
 def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        settings = Settings.from_env()
+        settings = PushSettings.from_env()
         # Short timeouts: NXCLOUD documents no push timeout, so answer well within any.
         client = boto3.client(
             "dynamodb",

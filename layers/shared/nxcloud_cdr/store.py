@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,13 @@ class PutResult:
     outcome: Outcome
     # The copy that lost (the stored one for "updated", the incoming for "superseded").
     loser_raw: str | None = None
+
+
+@dataclass
+class BatchResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,11 @@ def _decode_cursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
+
+
+def _backoff(attempt: int) -> None:
+    # Unprocessed batch entries mean throttling: AWS asks for exponential backoff.
+    time.sleep(min(0.05 * 2**attempt, 2.0))
 
 
 def _months(start: datetime, end: datetime) -> Iterator[str]:
@@ -261,6 +274,73 @@ class CallStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
         return quarantine_id
+
+    def put_records_batch(self, records: list[CallRecord], received_at: datetime, *, source: str) -> BatchResult:
+        """Store many records with batched calls (the sync's pages), by the same rule as
+        :meth:`put_record`: a record is written when it is new, or differs from the
+        stored copy and is at least as complete. Raises :class:`StoreError` unless every
+        write was confirmed, so that the caller does not move its checkpoint."""
+        latest: dict[tuple[str, str], CallRecord] = {}
+        for record in records:  # one page may list a record twice: keep the fullest copy
+            key = (record.nxcloud_id, record.kind)
+            if key not in latest or record.completeness >= latest[key].completeness:
+                latest[key] = record
+        result = BatchResult()
+        writes: list[dict[str, Any]] = []
+        stored = self._stored_versions(list(latest))
+        for key, record in latest.items():
+            previous = stored.get(key)
+            if previous is None:
+                result.new += 1
+            elif previous["contentHash"] == record.content_hash or previous["completeness"] > record.completeness:
+                result.unchanged += 1
+                continue
+            else:
+                result.updated += 1
+            item = record_item(record, received_at, source=source, retention_days=self._retention_days)
+            writes.append({"PutRequest": {"Item": serialise(item)}})
+        for start in range(0, len(writes), 25):
+            self._batch_write(writes[start : start + 25])
+        return result
+
+    def _stored_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [serialise(record_key(*key)) for key in keys[start : start + 100]],
+                    "ProjectionExpression": "nxcloudId, sk, contentHash, completeness",
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                try:
+                    response = self._client.batch_get_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(str(exc)) from exc
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    version = deserialise(item)
+                    found[(str(version["nxcloudId"]), str(version["sk"]))] = version
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                raise StoreError("DynamoDB left keys unread after 8 attempts")
+        return found
+
+    def _batch_write(self, writes: list[dict[str, Any]]) -> None:
+        pending: dict[str, Any] = {self.table_name: writes}
+        for attempt in range(8):
+            try:
+                response = self._client.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(str(exc)) from exc
+            pending = dict(response.get("UnprocessedItems") or {})
+            if not pending:
+                return
+            _backoff(attempt)
+        raise StoreError("DynamoDB left items unwritten after 8 attempts")
 
     # -- reads ----------------------------------------------------------------------
 

@@ -1,0 +1,206 @@
+"""A stand-in for NXCLOUD's call-centre CDR page API on loopback.
+
+It checks the signature and the timestamp of every request as NXCLOUD does, serves
+pages of a generated (or given) record set, and can inject the failures NXCLOUD is
+known for: HTTP 5xx, codes 88/99/1003/1004/1005, a hang past the client's timeout,
+a body that is not JSON, ``data: {}``, a dropped connection.
+Run it by hand: ``python -m devtools.fake_nxcloud --port 8089 --records 500``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from nxcloud_cdr.nxcloud_api import CDR_PAGE_PATH
+from nxcloud_cdr.signing import verify
+
+FAULTS = ("http500", "code88", "code99", "code1003", "code1004", "code1005", "hang", "malformed", "data_object", "drop")
+# Not secrets: the stand-in's own credentials, printed at start.
+DEFAULT_ACCESS_KEY = "local-access-key"
+DEFAULT_ACCESS_SECRET = "local-access-secret"  # noqa: S105
+
+
+def generate_records(count: int, start_ms: int, span_ms: int, *, seed: int = 7) -> list[dict[str, Any]]:
+    """``count`` CDR records with start times spread over ``span_ms`` from ``start_ms``,
+    in the page API's shape, including fields the doc does not list."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
+    records = []
+    for number in range(count):
+        started = start_ms + rng.randrange(span_ms)
+        answered = rng.random() < 0.7
+        queue_ms = rng.randrange(500, 20_000)
+        ring_s = rng.randrange(0, 20)
+        talk_s = rng.randrange(1, 600) if answered else 0
+        direction = rng.choice([0, 0, 1, 2])
+        record: dict[str, Any] = {
+            "agentName": f"NX0944500{rng.randrange(10000):04d}" if answered else None,
+            "agentNickName": "Sample Agent" if answered else None,
+            "answered": answered,
+            "answerTime": started + queue_ms + ring_s * 1000 if answered else 0,
+            "callDuration": talk_s,
+            "callee": f"8523575{rng.randrange(10000):04d}",
+            "caller": f"8521523{rng.randrange(10000):04d}",
+            "callId": f"{number:08x}{rng.getrandbits(64):016x}c009",
+            "direction": direction,
+            "dtmfKeys": None,
+            "endTime": started + queue_ms + (ring_s + talk_s) * 1000,
+            "hangupBy": rng.choice([0, 1, 2]),
+            "hangupCode": 1001 if answered else 1103,
+            "callStatus": "Normal termination" if answered else "Missed call",
+            "hangupReason": "Agent hung up" if answered else "User abandoned the queue",
+            "inQueueTime": started + 20,
+            "leaveMsgUrl": None,
+            "orderId": "",
+            "other": None,
+            "intent": None,
+            "outQueueTime": started + 20 + queue_ms,
+            "queueDuration": queue_ms if rng.random() < 0.5 else queue_ms // 1000,
+            "recordUrl": f"https://record.example/{number}.mp3" if answered else None,
+            "ringDuration": ring_s,
+            "ringTime": started + 20 + queue_ms,
+            "startTime": started,
+            "taskId": "" if direction != 2 else f"task-{number % 5}",
+            "totalCustomerPrice": round(rng.random() / 10, 3),
+        }
+        if rng.random() < 0.2:
+            record.update(lineIp="10.0.0.1", mos=4.2, termSipCode=200)
+        records.append(record)
+    return records
+
+
+@dataclass
+class FakeNxcloud:
+    records: list[dict[str, Any]]
+    access_key: str = DEFAULT_ACCESS_KEY
+    access_secret: str = DEFAULT_ACCESS_SECRET
+    host: str = "127.0.0.1"
+    port: int = 0
+    hang_seconds: float = 2.0
+    clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    faults: deque[str] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "not started"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def inject(self, *faults: str) -> None:
+        """Failures for the next requests, one each, in order."""
+        for fault in faults:
+            if fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}; known: {FAULTS}")
+            self.faults.append(fault)
+
+    def start(self) -> FakeNxcloud:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
+                status, answer = fake.answer(self.path, dict(self.headers.items()), body)
+                if answer is None:  # dropped connection
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeNxcloud:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def answer(self, path: str, headers: dict[str, str], body: str) -> tuple[int, Any]:
+        signed = verify(headers, body, self.access_secret)
+        lowered = {name.lower(): value for name, value in headers.items()}
+        with self._lock:
+            fault = self.faults.popleft() if self.faults else None
+            self.requests.append({"path": path, "body": body, "signed": signed, "fault": fault})
+        if fault == "hang":
+            time.sleep(self.hang_seconds)
+        if fault == "drop":
+            return 200, None
+        if fault == "http500":
+            return 500, b"<html>Internal Server Error</html>"
+        if fault == "malformed":
+            return 200, b'{"code": 0, "data": [ {"callId": '
+        if fault and fault.startswith("code"):
+            code = int(fault.removeprefix("code"))
+            return 200, {"code": code, "msg": f"injected {code}", "data": {}}
+        if path != CDR_PAGE_PATH:
+            return 404, {"code": 404, "msg": "not found"}
+        if lowered.get("accesskey") != self.access_key or not signed:
+            return 200, {"code": 1003, "msg": "invalid signature", "data": {}}
+        if lowered.get("bizType".lower()) != "8" or lowered.get("action") != "cc":
+            return 200, {"code": 1002, "msg": "bizType must be 8 and action cc", "data": {}}
+        if abs(self.clock_ms() - int(lowered.get("ts") or 0)) > 60_000:
+            return 200, {"code": 1004, "msg": "timestamp expired", "data": {}}
+        request = json.loads(body)
+        if fault == "data_object":
+            return 200, {"code": 0, "msg": "Request succeeded", "data": {}}
+        return 200, {"reqId": "fake", "code": 0, "msg": "Request succeeded", "data": self.page(request)}
+
+    def page(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            start_s, end_s = int(request["startTime"]), int(request["endTime"])
+            page, size = int(request["page"]), min(int(request["size"]), 100)
+        except (KeyError, TypeError, ValueError):
+            return []
+        # Inclusive bounds on call start, in seconds, oldest first.
+        matching = sorted(
+            (r for r in self.records if start_s <= int(r["startTime"]) // 1000 <= end_s),
+            key=lambda r: (r["startTime"], str(r.get("callId", ""))),
+        )
+        return matching[(page - 1) * size : page * size]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--days", type=int, default=2, help="records spread over the last N days")
+    arguments = parser.parse_args()
+    now = int(time.time() * 1000)
+    span = arguments.days * 86_400_000
+    fake = FakeNxcloud(generate_records(arguments.records, now - span, span), port=arguments.port).start()
+    print(f"fake NXCLOUD CDR API on {fake.base_url} with {arguments.records} records")  # noqa: T201
+    print(f"access key {fake.access_key!r}, access secret {fake.access_secret!r} (local values)")  # noqa: T201
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

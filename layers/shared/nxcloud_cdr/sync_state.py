@@ -1,0 +1,88 @@
+"""The sync's state in the records table: its checkpoint and its lease.
+
+Both live in one partition (``pk = SYNC#<name>``) with no index attribute, so they
+never appear in a lookup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .store import StoreError, deserialise, serialise
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class SyncState:
+    def __init__(self, client: DynamoDBClient, table_name: str, name: str) -> None:
+        self._client = client
+        self._table = table_name
+        self._pk = f"SYNC#{name}"
+
+    def _key(self, sk: str) -> dict[str, Any]:
+        return serialise({"pk": self._pk, "sk": sk})
+
+    def checkpoint(self) -> int | None:
+        """Epoch seconds up to which every record is stored, or None before the first run."""
+        try:
+            item = self._client.get_item(TableName=self._table, Key=self._key("checkpoint"), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        if "Item" not in item:
+            return None
+        return int(deserialise(item["Item"])["until"])
+
+    def advance(self, until_s: int, *, now_iso: str) -> None:
+        """Move the checkpoint forward (never back: a slow run cannot undo a later one)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key("checkpoint"),
+                UpdateExpression="SET #until = :until, updatedAt = :now",
+                ConditionExpression="attribute_not_exists(#until) OR #until <= :until",
+                ExpressionAttributeNames={"#until": "until"},
+                ExpressionAttributeValues=serialise({":until": until_s, ":now": now_iso}),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def acquire(self, owner: str, *, now_ms: int, ttl_ms: int) -> bool:
+        """Take the lease unless another live run holds it. A crashed run's lease
+        expires after ``ttl_ms`` (longer than the function's timeout)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=serialise({"pk": self._pk, "sk": "lease", "owner": owner, "expiresAtMs": now_ms + ttl_ms}),
+                ConditionExpression="attribute_not_exists(pk) OR expiresAtMs < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues=serialise({":now": now_ms, ":owner": owner}),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
+
+    def release(self, owner: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=self._key("lease"),
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues=serialise({":owner": owner}),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc

@@ -1,0 +1,317 @@
+"""The sync against the stand-in NXCLOUD (real HTTP on loopback, signatures checked) and
+DynamoDB Local: whatever failure is injected, the table ends up holding exactly the
+stand-in's data set."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from nxcloud_cdr.config import SyncSettings
+from nxcloud_cdr.nxcloud_api import NxcloudApiError, NxcloudClient, NxcloudConfigError
+from nxcloud_cdr.store import CallStore, StoreError
+from nxcloud_cdr.sync import CdrSync
+from nxcloud_cdr.sync_state import SyncState
+
+from devtools.fake_nxcloud import FakeNxcloud, generate_records
+from tests.functional.test_push_handlers import scan
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+NOW_S = int(NOW.timestamp())
+# Records over the 6 hours before the sync's delay, so the first run (6 h look-back) covers them.
+SPAN_MS = 6 * 3600 * 1000
+FIRST_MS = (NOW_S - 120 - 6 * 3600) * 1000
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNxcloud]:
+    with FakeNxcloud([], hang_seconds=1.0, clock_ms=lambda: int(NOW.timestamp() * 1000)) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(push_env: dict[str, str]) -> SyncSettings:
+    return SyncSettings.from_env(
+        {
+            **push_env,
+            "SYNC_INITIAL_LOOKBACK_SECONDS": str(6 * 3600 + 120),
+            "SYNC_WINDOW_MAX_SECONDS": "3600",
+            "SYNC_OVERLAP_SECONDS": "600",
+            "SYNC_DELAY_SECONDS": "120",
+        }
+    )
+
+
+@pytest.fixture
+def make_sync(ddb, store: CallStore, fake: FakeNxcloud, settings: SyncSettings) -> Callable[..., CdrSync]:
+    def build(remaining_ms: Callable[[], int] = lambda: 600_000, store_: CallStore | None = None) -> CdrSync:
+        api = NxcloudClient(
+            fake.base_url,
+            fake.access_key,
+            fake.access_secret,
+            read_timeout=0.3,
+            sleep=lambda _: None,
+            clock_ms=lambda: int(NOW.timestamp() * 1000),
+        )
+        state = SyncState(ddb, settings.table_name, "cc_cdr")
+        return CdrSync(api, store_ or store, state, settings, now=lambda: NOW, remaining_ms=remaining_ms)
+
+    return build
+
+
+def stored_records(ddb, push_env) -> dict[str, dict]:
+    items = [item for item in scan(ddb, push_env["TABLE_NAME"]) if item.get("kind") == "cc_cdr"]
+    by_id: dict[str, dict] = {}
+    for item in items:
+        assert item["nxcloudId"] not in by_id, "stored twice"
+        by_id[item["nxcloudId"]] = item
+    return by_id
+
+
+def assert_table_is_data_set(ddb, push_env, records: list[dict]) -> None:
+    stored = stored_records(ddb, push_env)
+    assert set(stored) == {record["callId"] for record in records}
+    for record in records:
+        item = stored[record["callId"]]
+        assert json.loads(item["raw"]) == record
+        assert item["source"] == "sync"
+        assert item["fields"]["startTimeMs"] == record["startTime"]
+
+
+def checkpoint(ddb, settings) -> int | None:
+    return SyncState(ddb, settings.table_name, "cc_cdr").checkpoint()
+
+
+@pytest.mark.parametrize("count", [0, 1, 99, 100, 200, 250, 731])
+def test_first_run_stores_exactly_the_data_set(ddb, push_env, fake, make_sync, settings, count):
+    fake.records = generate_records(count, FIRST_MS, SPAN_MS, seed=count)
+
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete"
+    assert report.new == count and report.updated == 0 and report.rejected == 0
+    assert_table_is_data_set(ddb, push_env, fake.records)
+    assert checkpoint(ddb, settings) == NOW_S - 120
+    assert report.lag_seconds == 120
+    assert all(request["signed"] for request in fake.requests)
+
+
+def test_windows_are_bounded_and_overlap(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(50, FIRST_MS, SPAN_MS)
+
+    report = make_sync().run_scheduled()
+
+    windows = sorted({(json.loads(r["body"])["startTime"], json.loads(r["body"])["endTime"]) for r in fake.requests})
+    assert len(windows) == report.windows == 8  # 6 h 2 min in steps of 50 min
+    assert all(end - start <= 3600 for start, end in windows)
+    for (_, previous_end), (start, _) in itertools.pairwise(windows):
+        assert start == previous_end - 600
+    assert report.unchanged > 0  # the overlaps read records again; each is stored once
+    assert len(stored_records(ddb, push_env)) == 50
+
+
+def test_exact_multiple_of_100_reads_one_empty_page(ddb, push_env, fake, make_sync):
+    fake.records = generate_records(200, FIRST_MS + 3_000_000, 600_000)  # all in one window
+
+    make_sync().run_scheduled()
+
+    pages = [json.loads(r["body"])["page"] for r in fake.requests]
+    assert max(pages) == 3
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_second_run_moves_on_and_reads_only_the_overlap(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(120, FIRST_MS, SPAN_MS)
+    make_sync().run_scheduled()
+    fake.requests.clear()
+
+    report = make_sync().run_scheduled()  # same "now": nothing new to read
+
+    assert report.windows == 0 and fake.requests == []
+    assert checkpoint(ddb, settings) == NOW_S - 120
+
+
+@pytest.mark.parametrize("fault", ["http500", "code88", "code99", "code1004", "hang", "malformed", "drop"])
+def test_transient_errors_then_success(ddb, push_env, fake, make_sync, fault):
+    fake.records = generate_records(300, FIRST_MS, SPAN_MS)
+    fake.inject(fault, fault)
+
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete"
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+@pytest.mark.parametrize("fault", ["code1003", "code1005"])
+def test_configuration_error_fails_the_run_and_keeps_the_checkpoint(ddb, push_env, fake, make_sync, settings, fault):
+    fake.records = generate_records(300, FIRST_MS, SPAN_MS)
+    make_sync().run_scheduled()
+    before = checkpoint(ddb, settings)
+    fake.inject(fault)
+
+    with pytest.raises(NxcloudConfigError):
+        make_sync().backfill(NOW_S - 7200, NOW_S)
+
+    assert checkpoint(ddb, settings) == before
+
+
+def test_page_with_data_object_counts_as_empty(ddb, push_env, fake, make_sync):
+    fake.records = []
+    fake.inject("data_object")
+
+    assert make_sync().run_scheduled().status == "complete"
+
+
+@pytest.mark.parametrize("crash_after", [1, 3, 6])
+def test_crash_after_page_k_then_next_run_stores_every_record_once(
+    ddb, push_env, fake, make_sync, settings, store, crash_after
+):
+    fake.records = generate_records(700, FIRST_MS, SPAN_MS, seed=crash_after)
+
+    class CrashingStore(CallStore):
+        writes = 0
+
+        def put_records_batch(self, *args, **kwargs):
+            if CrashingStore.writes == crash_after:
+                raise RuntimeError("Lambda killed")  # not a StoreError: a crash, not a handled failure
+            CrashingStore.writes += 1
+            return super().put_records_batch(*args, **kwargs)
+
+    crashing = CrashingStore(ddb, settings.table_name, settings.quarantine_table_name)
+    with pytest.raises(RuntimeError, match="killed"):
+        make_sync(store_=crashing).run_scheduled()
+    partial = checkpoint(ddb, settings)
+    assert partial is None or partial < NOW_S - 120
+
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete"
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(100, FIRST_MS, SPAN_MS)
+
+    class FailingStore(CallStore):
+        def put_records_batch(self, *args, **kwargs):
+            raise StoreError("throttled")
+
+    with pytest.raises(StoreError):
+        make_sync(store_=FailingStore(ddb, settings.table_name, settings.quarantine_table_name)).run_scheduled()
+
+    assert checkpoint(ddb, settings) is None
+
+
+def test_stops_before_the_timeout_and_the_next_run_resumes(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(400, FIRST_MS, SPAN_MS)
+    budget = iter([600_000] * 5 + [10_000] * 100)  # five page fetches, then under the 30 s margin
+
+    first = make_sync(remaining_ms=lambda: next(budget)).run_scheduled()
+
+    assert first.status == "partial"
+    assert first.checkpoint is not None
+    assert first.checkpoint == checkpoint(ddb, settings)
+    assert first.checkpoint < NOW_S - 120
+    second = make_sync().run_scheduled()
+    assert second.status == "complete"
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_record_listed_twice_across_pages_is_one_item(ddb, push_env, fake, make_sync):
+    records = generate_records(150, FIRST_MS + 3_000_000, 600_000)
+    # NXCLOUD's order shifts between page requests: the 100th record shows again on page 2.
+    ordered = sorted(records, key=lambda r: (r["startTime"], r["callId"]))
+    fake.records = [*ordered[:100], dict(ordered[99]), *ordered[100:]]
+
+    report = make_sync().run_scheduled()
+
+    assert report.new == 150
+    assert_table_is_data_set(ddb, push_env, records)
+
+
+def test_record_that_changed_is_updated(ddb, push_env, fake, make_sync):
+    fake.records = generate_records(30, FIRST_MS, SPAN_MS)
+    missing = next(r for r in fake.records if r["recordUrl"] is None)
+    make_sync().run_scheduled()
+    missing["recordUrl"] = "https://record.example/appeared-later.mp3"
+
+    report = make_sync().backfill(FIRST_MS // 1000 - 60, NOW_S)
+
+    assert report.updated == 1 and report.new == 0
+    assert stored_records(ddb, push_env)[missing["callId"]]["fields"]["recordUrl"].endswith("appeared-later.mp3")
+
+
+def test_backfill_stores_history_without_moving_the_checkpoint(ddb, push_env, fake, make_sync, settings):
+    old_ms = FIRST_MS - 30 * 86_400_000
+    fake.records = generate_records(250, old_ms, 2 * 86_400_000)
+
+    report = make_sync().backfill(old_ms // 1000, old_ms // 1000 + 2 * 86_400)
+
+    assert report.status == "complete" and report.new == 250
+    assert report.windows == 48
+    assert checkpoint(ddb, settings) is None
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_backfill_that_runs_out_of_time_says_how_to_resume(ddb, push_env, fake, make_sync):
+    old_s = FIRST_MS // 1000 - 30 * 86_400
+    fake.records = generate_records(50, old_s * 1000, 86_400_000)
+    budget = iter([600_000] * 3 + [0] * 100)
+
+    report = make_sync(remaining_ms=lambda: next(budget)).backfill(old_s, old_s + 86_400)
+
+    assert report.status == "partial"
+    assert report.resume == {"from": report.reached, "to": old_s + 86_400}
+    rest = make_sync().backfill(report.resume["from"], report.resume["to"])
+    assert rest.status == "complete"
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_bad_records_in_a_page_are_quarantined_not_lost(ddb, push_env, fake, make_sync):
+    good = generate_records(5, FIRST_MS, 60_000)
+    bad = [
+        {"startTime": FIRST_MS + 1, "caller": "1"},
+        {"callId": "x1", "startTime": FIRST_MS + 2, "callDuration": "long"},
+    ]
+    fake.records = good + bad
+
+    report = make_sync().run_scheduled()
+
+    assert (report.new, report.rejected) == (5, 2)
+    kept = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
+    assert sorted(item["reason"] for item in kept) == ["invalid_fields", "missing_id"]
+    assert sorted(bytes(item["body"]).decode() for item in kept) == sorted(
+        json.dumps(record, separators=(",", ":")) for record in bad
+    )
+
+
+def test_api_that_repeats_the_same_page_fails_instead_of_looping(ddb, push_env, fake, make_sync, monkeypatch):
+    fake.records = generate_records(150, FIRST_MS + 3_000_000, 600_000)
+    first_page = fake.page
+    monkeypatch.setattr(fake, "page", lambda request: first_page({**request, "page": 1}))
+
+    with pytest.raises(NxcloudApiError, match="not paging"):
+        make_sync().run_scheduled()
+
+
+def test_lease_stops_a_second_run(ddb, settings):
+    state = SyncState(ddb, settings.table_name, "cc_cdr")
+
+    assert state.acquire("run-1", now_ms=1_000, ttl_ms=60_000)
+    assert not state.acquire("run-2", now_ms=2_000, ttl_ms=60_000)
+    assert state.acquire("run-2", now_ms=62_000, ttl_ms=60_000)  # run-1 died: its lease expired
+    state.release("run-1")  # not its lease any more: no effect
+    assert not state.acquire("run-3", now_ms=63_000, ttl_ms=60_000)
+    state.release("run-2")
+    assert state.acquire("run-3", now_ms=64_000, ttl_ms=60_000)
+
+
+def test_checkpoint_never_moves_back(ddb, settings):
+    state = SyncState(ddb, settings.table_name, "cc_cdr")
+    state.advance(2_000, now_iso="x")
+    state.advance(1_000, now_iso="y")
+
+    assert state.checkpoint() == 2_000

@@ -95,9 +95,26 @@ SAMPLES: list[tuple[str, str, str, str]] = [
 ]
 
 
+# Events of the sync function: EventBridge's scheduled event, and a backfill.
+SYNC_EVENTS: dict[str, dict[str, Any]] = {
+    "cc-cdr-sync-scheduled.json": {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2024-05-01T12:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/nxcloud-cdr-sync"],
+        "detail": {},
+    },
+    "cc-cdr-sync-backfill.json": {"from": "2024-01-01T00:00:00Z", "to": "2024-01-08T00:00:00Z"},
+}
+
+
 def sample_events() -> dict[str, dict[str, Any]]:
     """The content of every file in events/ (deterministic, so a test can compare)."""
-    events = {}
+    events = dict(SYNC_EVENTS)
     for number, (name, function, payload, token) in enumerate(SAMPLES):
         body = (PAYLOADS_DIR / payload).read_bytes()
         events[name] = http_api_event(
@@ -119,4 +136,4 @@ def write_sample_events() -> None:
 
 if __name__ == "__main__":
     write_sample_events()
-    sys.stdout.write(f"wrote {len(SAMPLES)} events to {EVENTS_DIR}\n")
+    sys.stdout.write(f"wrote {len(SAMPLES) + len(SYNC_EVENTS)} events to {EVENTS_DIR}\n")

@@ -25,6 +25,8 @@ FUNCTIONS = {
     "PnsBindingNotExistFunction": REPO_ROOT / "functions" / "pns_binding_not_exist" / "app.py",
     "CcReportFunction": REPO_ROOT / "functions" / "cc_report" / "app.py",
 }
+SYNC_FUNCTION = "CcCdrSyncFunction"
+ALL_FUNCTIONS = {**FUNCTIONS, SYNC_FUNCTION: REPO_ROOT / "functions" / "cc_cdr_sync" / "app.py"}
 
 # Never reach a real account from a test, whatever the developer's shell holds.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -56,7 +58,7 @@ def payload_text(name: str) -> str:
 
 def load_handler(function: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Import a function's app.py under a unique module name (all three are `app`)."""
-    spec = importlib.util.spec_from_file_location(f"app_{function}", FUNCTIONS[function])
+    spec = importlib.util.spec_from_file_location(f"app_{function}", ALL_FUNCTIONS[function])
     assert spec and spec.loader
     module: ModuleType = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

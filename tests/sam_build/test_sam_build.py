@@ -11,16 +11,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from devtools import REPO_ROOT
 from devtools.dynamodb_local import DynamoDBLocal
+from devtools.fake_nxcloud import FakeNxcloud, generate_records
 from devtools.template import create_tables
-from tests.conftest import EVENTS, FUNCTIONS, table_names
+from tests.conftest import ALL_FUNCTIONS, EVENTS, table_names
 
 pytestmark = [pytest.mark.build, pytest.mark.dynamodb_local]
 
@@ -41,7 +44,9 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:built"; aws_request_id = "r-1"
 with open(event_path) as handle:
     event = json.load(handle)
-response = app.handler(event, Context())
+context = Context()
+context.get_remaining_time_in_millis = lambda: 300_000
+response = app.handler(event, context)
 origins = {m.__name__: m.__file__ for m in (app, nxcloud_cdr, pydantic, aws_lambda_powertools)}
 print("RESULT " + json.dumps({"response": response, "origins": origins}))
 """
@@ -88,37 +93,21 @@ def test_build_output_has_the_layer_dependencies_and_no_boto3(build_dir: Path):
     assert (layer / "nxcloud_cdr" / "receiver.py").is_file()
     assert (layer / "pydantic").is_dir() and (layer / "aws_lambda_powertools").is_dir()
     assert not (layer / "moto").exists()
-    for function in FUNCTIONS:
+    assert (layer / "requests").is_dir()
+    for function in ALL_FUNCTIONS:
         assert (build_dir / function / "app.py").is_file()
 
 
-@pytest.mark.parametrize(
-    ("function", "event_file"),
-    [
-        ("PnsCallResultFunction", "pns-call-result.json"),
-        ("PnsBindingNotExistFunction", "pns-binding-not-exist.json"),
-        ("CcReportFunction", "cc-report.json"),
-    ],
-)
-def test_built_handler_stores_an_event_in_a_boto3_only_interpreter(
-    build_dir: Path, engine: DynamoDBLocal, function: str, event_file: str
-):
-    names = table_names()
-    client = boto3.client("dynamodb", endpoint_url=engine.endpoint)
-    create_tables(client, names)
+def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, str]) -> dict:
+    """Invoke a built handler in the boto3-only interpreter; its response and where
+    each package was imported from."""
     layer_dir = build_dir / "SharedLayer" / "python"
-    env = {
+    base = {
         "PATH": os.environ["PATH"],
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
-        "TABLE_NAME": names["CallRecordsTable"],
-        "QUARANTINE_TABLE_NAME": names["QuarantineTable"],
-        "PUSH_TOKEN": "local-example-token",
-        "NXCLOUD_TIMEZONE": "+08:00",
     }
-
     completed = subprocess.run(
         [
             str(LAMBDA_PYTHON),
@@ -130,20 +119,70 @@ def test_built_handler_stores_an_event_in_a_boto3_only_interpreter(
             str(EVENTS / event_file),
         ],
         cwd=build_dir,
-        env=env,
+        env=base | env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-
     assert completed.returncode == 0, completed.stderr[-4000:]
     [line] = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     result = json.loads(line.removeprefix("RESULT "))
-    assert result["response"]["statusCode"] == 200, result["response"]
-    assert json.loads(result["response"]["body"])["outcome"] == "stored"
-    origins = result["origins"]
-    assert origins["app"].startswith(str(build_dir / function))
+    assert result["origins"]["app"].startswith(str(build_dir / function))
     for module in ("nxcloud_cdr", "pydantic", "aws_lambda_powertools"):
-        assert origins[module].startswith(str(layer_dir)), (module, origins[module])
-    assert client.scan(TableName=names["CallRecordsTable"])["Count"] == 1
+        assert result["origins"][module].startswith(str(layer_dir)), (module, result["origins"][module])
+    return result["response"]
+
+
+def table_env(engine: DynamoDBLocal) -> tuple[dict[str, str], Any]:
+    names = table_names()
+    client = boto3.client("dynamodb", endpoint_url=engine.endpoint)
+    create_tables(client, names)
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": engine.endpoint,
+        "TABLE_NAME": names["CallRecordsTable"],
+        "QUARANTINE_TABLE_NAME": names["QuarantineTable"],
+        "NXCLOUD_TIMEZONE": "+08:00",
+    }
+    return env, client
+
+
+@pytest.mark.parametrize(
+    ("function", "event_file"),
+    [
+        ("PnsCallResultFunction", "pns-call-result.json"),
+        ("PnsBindingNotExistFunction", "pns-binding-not-exist.json"),
+        ("CcReportFunction", "cc-report.json"),
+    ],
+)
+def test_built_push_handler_stores_an_event(build_dir: Path, engine: DynamoDBLocal, function: str, event_file: str):
+    env, client = table_env(engine)
+
+    response = run_built(build_dir, function, event_file, env | {"PUSH_TOKEN": "local-example-token"})
+
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["outcome"] == "stored"
+    assert client.scan(TableName=env["TABLE_NAME"])["Count"] == 1
+
+
+def test_built_sync_handler_pulls_from_nxcloud(build_dir: Path, engine: DynamoDBLocal):
+    env, client = table_env(engine)
+    now_ms = int(time.time() * 1000)
+    with FakeNxcloud(generate_records(120, now_ms - 2 * 3600 * 1000, 3600 * 1000)) as fake:
+        response = run_built(
+            build_dir,
+            "CcCdrSyncFunction",
+            "cc-cdr-sync-scheduled.json",
+            env
+            | {
+                "NXCLOUD_API_BASE_URL": fake.base_url,
+                "NXCLOUD_ACCESS_KEY": fake.access_key,
+                "NXCLOUD_ACCESS_SECRET": fake.access_secret,
+            },
+        )
+
+    assert (response["status"], response["new"]) == ("complete", 120)
+    records = client.scan(
+        TableName=env["TABLE_NAME"], FilterExpression="kind = :k", ExpressionAttributeValues={":k": {"S": "cc_cdr"}}
+    )
+    assert records["Count"] == 120

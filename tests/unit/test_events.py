@@ -11,6 +11,15 @@ from devtools.template import http_routes
 from tests.conftest import EVENTS
 
 
+def test_sync_events_are_a_schedule_and_a_backfill():
+    from nxcloud_cdr.sync_handler import parse_moment
+
+    backfill = json.loads((EVENTS / "cc-cdr-sync-backfill.json").read_text())
+    assert parse_moment(backfill["to"]) > parse_moment(backfill["from"])
+    scheduled = json.loads((EVENTS / "cc-cdr-sync-scheduled.json").read_text())
+    assert scheduled["detail-type"] == "Scheduled Event" and "from" not in scheduled
+
+
 def test_committed_events_match_the_generator():
     expected = sample_events()
     committed = {path.name for path in EVENTS.glob("*.json")}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
 import pytest
 
 from devtools.template import create_table_requests, http_routes, load_template, resources_of_type
-from tests.conftest import FUNCTIONS, repo_path
+from tests.conftest import ALL_FUNCTIONS, FUNCTIONS, SYNC_FUNCTION, repo_path
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
@@ -98,7 +99,8 @@ def test_outputs_name_every_push_url_and_the_tables():
 def test_every_function_log_group_has_retention():
     log_groups = resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")
     named = {group["Properties"]["LogGroupName"]["Fn::Sub"] for group in log_groups.values()}
-    assert named == {f"/aws/lambda/${{{name}}}" for name in FUNCTIONS}
+    assert named == {f"/aws/lambda/${{{name}}}" for name in ALL_FUNCTIONS}
+    assert set(resources_of_type(TEMPLATE, "AWS::Serverless::Function")) == set(ALL_FUNCTIONS)
 
 
 SECRET_LIKE = re.compile(r"(?i)(secret|token|password|access_?key)")
@@ -116,3 +118,20 @@ def test_samconfig_holds_no_secret():
     deploy = config["default"]["deploy"]["parameters"]
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["confirm_changeset"] is True
+
+
+def test_sync_runs_on_a_schedule_with_credentials_from_an_empty_secret():
+    sync = RESOURCES[SYNC_FUNCTION]["Properties"]
+    schedule = sync["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "SyncSchedule"}
+    assert TEMPLATE["Parameters"]["SyncSchedule"]["Default"] == "rate(10 minutes)"
+    assert sync["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    env = sync["Environment"]["Variables"]
+    assert env["NXCLOUD_API_BASE_URL"] == {"Ref": "NxcloudApiBaseUrl"}
+    assert env["NXCLOUD_CREDENTIALS_SECRET_ID"] == {"Ref": "NxcloudApiCredentialsSecret"}
+    secret = RESOURCES["NxcloudApiCredentialsSecret"]["Properties"]["SecretString"]
+    assert json.loads(secret) == {"accessKey": "", "accessSecret": ""}  # placeholders, no values
+    # No reserved concurrency: a new account's limit of 10 cannot spare it; a lease in the table serialises runs.
+    assert "ReservedConcurrentExecutions" not in sync
+    assert sync["Timeout"] == 300

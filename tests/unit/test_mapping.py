@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from nxcloud_cdr.mapping import MissingIdError, map_cc_report, map_pns_binding_not_exist, map_pns_call_result
+from nxcloud_cdr.mapping import (
+    MissingIdError,
+    map_cc_cdr,
+    map_cc_report,
+    map_pns_binding_not_exist,
+    map_pns_call_result,
+    queue_duration_ms,
+)
 from nxcloud_cdr.records import completeness, content_hash
 from nxcloud_cdr.times import parse_zone
 from pydantic import ValidationError
@@ -205,3 +212,63 @@ def test_content_hash_ignores_key_order_but_not_values():
 def test_completeness_counts_informative_leaves():
     assert completeness({"a": "", "b": None, "c": 0, "d": [], "e": {}, "f": False}) == 0
     assert completeness({"a": "x", "b": 1, "c": {"d": "y", "e": ["z", ""]}, "g": True}) == 5
+
+
+def seed_cdr_records() -> list[dict]:
+    return json.loads(payload_text("cc-cdr-page-response.json"))["data"]
+
+
+def test_cc_cdr_seed_records_every_field():
+    missed, answered = seed_cdr_records()
+    record = map_cc_cdr(missed, json.dumps(missed), UTC8)
+    fields = record.fields
+
+    assert (record.kind, record.nxcloud_id) == ("cc_cdr", "63b09b9a163616c6c009cb326")
+    for name, value in missed.items():
+        assert fields[name] == ("" if value is None else value), name
+    # Record times are milliseconds; zero means not set.
+    assert fields["startTimeUtc"] == "2023-07-27T07:21:32.841Z" and fields["startTimeMs"] == 1690442492841
+    assert fields["endTimeUtc"] == "2023-07-27T07:21:38.901Z"
+    assert fields["inQueueTimeMs"] == 1690442492861 and fields["outQueueTimeMs"] == 1690442498000
+    assert fields["ringTimeUtc"] == "2023-07-27T07:21:32.000Z"
+    assert "answerTimeUtc" not in fields
+    # The record's direction: 0 is inbound (the request filter would say 1).
+    assert fields["directionName"] == "inbound"
+    assert fields["hangupByName"] == "agent"
+    assert fields["queueDurationMs"] == 5139  # sent in milliseconds here
+    assert record.status_name == "Missed call"
+    assert (record.caller, record.callee, record.duration_sec) == ("85215236100", "85235757580", 0)
+    assert record.start == datetime(2023, 7, 27, 7, 21, 32, 841000, tzinfo=UTC)
+
+    other = map_cc_cdr(answered, json.dumps(answered), UTC8).fields
+    assert other["answered"] is True and other["answerTimeUtc"] == "2023-07-27T02:00:44.000Z"
+    assert other["queueDurationMs"] == 6000  # sent in seconds here
+    assert other["hangupByName"] == "user" and other["totalCustomerPrice"] == 0.035
+
+
+def test_cc_cdr_extra_fields_and_loose_values():
+    payload = {
+        "callId": "x",
+        "direction": "2",
+        "answered": "true",
+        "startTime": "1690442492841",
+        "lineIp": "10.0.0.1",
+        "mos": 4.2,
+        "hangupCause": "NORMAL_CLEARING",
+        "termSipCode": 200,
+        "totalCustomerPrice": "0.035",
+    }
+    record = map_cc_cdr(payload, json.dumps(payload), UTC8)
+
+    assert record.fields["directionName"] == "aicc" and record.fields["answered"] is True
+    assert record.fields["totalCustomerPrice"] == 0.035
+    assert record.unknown_fields == ("hangupCause", "lineIp", "mos", "termSipCode")
+    assert record.fields["mos"] == 4.2
+
+
+@pytest.mark.parametrize(
+    ("value", "in_ms", "out_ms", "expected"),
+    [(5139, 1000, 6139, 5139), (6, 1000, 7256, 6000), (6, None, None, 6000), (None, 1, 2, None)],
+)
+def test_queue_duration_unit_is_read_from_the_queue_times(value, in_ms, out_ms, expected):
+    assert queue_duration_ms(value, in_ms, out_ms) == expected

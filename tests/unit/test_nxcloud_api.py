@@ -122,3 +122,10 @@ def test_backoff_grows_exponentially(fake):
     client_for(fake, sleep=waits.append, backoff_seconds=0.5).cdr_page(*WINDOW, 1)
 
     assert waits == [0.5, 1.0, 2.0]
+
+
+def test_direction_filter_is_one_more_than_the_record_field(fake):
+    client_for(fake).cdr_page(*WINDOW, 1, direction="inbound")
+    client_for(fake).cdr_page(*WINDOW, 1, direction="aicc")
+
+    assert [json.loads(r["body"]).get("direction") for r in fake.requests] == [1, 3]

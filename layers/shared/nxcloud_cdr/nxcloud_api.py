@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from .enums import CDR_DIRECTION_FILTER
 from .signing import signed_headers
 
 CDR_PAGE_PATH = "/saas/cc/openapi/cdr/page"
@@ -140,18 +141,20 @@ class NxcloudClient:
             )
         raise NxcloudApiError(f"NXCLOUD code {code}: {message}", code)
 
-    def cdr_page(self, start_s: int, end_s: int, page: int, size: int = CDR_PAGE_SIZE) -> list[dict[str, Any]]:
+    def cdr_page(
+        self, start_s: int, end_s: int, page: int, size: int = CDR_PAGE_SIZE, *, direction: str = "all"
+    ) -> list[dict[str, Any]]:
         """One page of call-centre records with call time in the window (epoch seconds).
 
+        ``direction`` is ``all``, ``inbound``, ``outbound`` or ``aicc``; the API's filter
+        numbers are one more than the records' (inbound is 1 here, 0 in a record).
         NXCLOUD gives no total: the last page is the one with fewer than ``size`` rows.
         A ``data`` of ``{}`` or ``null`` is read as an empty page.
         """
-        data = self.call(
-            CDR_PAGE_PATH,
-            action=CDR_ACTION,
-            biz_type=CDR_BIZ_TYPE,
-            payload={"startTime": start_s, "endTime": end_s, "page": page, "size": size},
-        )
+        payload: dict[str, Any] = {"startTime": start_s, "endTime": end_s, "page": page, "size": size}
+        if direction != "all":
+            payload["direction"] = CDR_DIRECTION_FILTER[direction]
+        data = self.call(CDR_PAGE_PATH, action=CDR_ACTION, biz_type=CDR_BIZ_TYPE, payload=payload)
         if data is None or data == {}:
             return []
         if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):

@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build events clean
+.PHONY: help deps lint test test-fast build events clean local nxcloud
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,6 +57,12 @@ test-fast: deps  ## Unit tests only (no Java, no sam build)
 
 build: deps  ## sam build (into .aws-sam/)
 	$(SAM) build
+
+local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)
+	$(PY) -m devtools.local_stack $(LOCAL_ARGS)
+
+nxcloud: deps  ## Only the stand-in NXCLOUD CDR API on :8089
+	$(PY) -m devtools.fake_nxcloud
 
 events: deps  ## Regenerate events/ from events/payloads/
 	$(PY) -m devtools.events

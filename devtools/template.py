@@ -109,3 +109,37 @@ def http_routes(template: dict[str, Any] | None = None) -> list[Route]:
                     )
                 )
     return routes
+
+
+def _resolve(value: Any, parameters: dict[str, Any], resources: dict[str, str]) -> Any:
+    """A template value with Ref resolved from parameter defaults and ``resources``
+    (logical id -> local value); other intrinsics are not used in environments."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name in resources:
+            return resources[name]
+        if name in parameters:
+            return str(parameters[name].get("Default", ""))
+        raise KeyError(f"cannot resolve Ref {name} locally")
+    return value
+
+
+def function_environment(
+    function: str, resources: dict[str, str], template: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The environment the template gives ``function`` (Globals, then its own), with
+    parameters at their defaults and resources mapped by ``resources``; a variable whose
+    resource is mapped to ``""`` is left out."""
+    template = template or load_template()
+    parameters = template.get("Parameters", {})
+    variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+    variables.update(own)
+    environment = {name: str(_resolve(value, parameters, resources)) for name, value in variables.items()}
+    return {name: value for name, value in environment.items() if value != ""}
+
+
+def function_timeout(function: str, template: dict[str, Any] | None = None) -> int:
+    template = template or load_template()
+    own = template["Resources"][function]["Properties"].get("Timeout")
+    return int(own or template.get("Globals", {}).get("Function", {}).get("Timeout", 3))

@@ -33,6 +33,15 @@ def test_one_function_per_push_type_on_one_http_api():
     assert set(throttling) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
 
 
+def test_each_push_kind_knows_its_functions_route():
+    from nxcloud_cdr.kinds import PUSH_KINDS
+
+    routes = {route.function: route.path for route in http_routes(TEMPLATE)}
+    for function, path in FUNCTIONS.items():
+        [kind] = [kind for kind in PUSH_KINDS.values() if kind.name.upper() in path.read_text()]
+        assert kind.path == routes[function]
+
+
 def test_functions_and_layer_are_python313_x86_64():
     function_globals = TEMPLATE["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"

@@ -21,10 +21,15 @@ Mapper = Callable[[dict[str, Any], str, tzinfo], CallRecord]
 class PushKind:
     name: str
     mapper: Mapper
+    # The route of its function in template.yaml (a test keeps the two in step); the
+    # operator tool replays quarantined bodies to it.
+    path: str = ""
 
 
-PNS_CALL_RESULT = PushKind("pns_call_result", map_pns_call_result)
-PNS_BINDING_NOT_EXIST = PushKind("pns_binding_not_exist", map_pns_binding_not_exist)
-CC_REPORT = PushKind("cc_report", map_cc_report)
+PNS_CALL_RESULT = PushKind("pns_call_result", map_pns_call_result, "/v1/pns/call-result/{token}")
+PNS_BINDING_NOT_EXIST = PushKind(
+    "pns_binding_not_exist", map_pns_binding_not_exist, "/v1/pns/binding-not-exist/{token}"
+)
+CC_REPORT = PushKind("cc_report", map_cc_report, "/v1/cc/report/{token}")
 
 PUSH_KINDS: dict[str, PushKind] = {kind.name: kind for kind in (PNS_CALL_RESULT, PNS_BINDING_NOT_EXIST, CC_REPORT)}

@@ -342,7 +342,45 @@ class CallStore:
             _backoff(attempt)
         raise StoreError("DynamoDB left items unwritten after 8 attempts")
 
+    def mark_replayed(self, quarantine_id: str, *, status: int, at: datetime) -> None:
+        try:
+            self._client.update_item(
+                TableName=self.quarantine_table_name,
+                Key=serialise({"pk": quarantine_id}),
+                UpdateExpression="SET replayedAt = :at, replayStatus = :status",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=serialise({":at": iso_utc(at), ":status": status}),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+
     # -- reads ----------------------------------------------------------------------
+
+    def quarantined(self, quarantine_id: str) -> dict[str, Any] | None:
+        """A quarantined body, decompressed (``body`` is the exact bytes received)."""
+        response = self._client.get_item(
+            TableName=self.quarantine_table_name, Key=serialise({"pk": quarantine_id}), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        item = deserialise(response["Item"])
+        body = bytes(item["body"])
+        item["body"] = zlib.decompress(body) if item.get("bodyEncoding") == "zlib" else body
+        return item
+
+    def list_quarantine(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Quarantined bodies (a scan: the table holds only what went wrong)."""
+        arguments: dict[str, Any] = {
+            "TableName": self.quarantine_table_name,
+            "Limit": limit,
+            "ProjectionExpression": "pk, kind, reason, message, nxcloudId, attempts, firstSeenAt, lastSeenAt, "
+            "bodySize, replayedAt, replayStatus",
+        }
+        if cursor:
+            arguments["ExclusiveStartKey"] = _decode_cursor(cursor)
+        response = self._client.scan(**arguments)
+        last = response.get("LastEvaluatedKey")
+        return Page([deserialise(item) for item in response.get("Items", [])], _encode_cursor(last) if last else None)
 
     def _get_raw_item(self, nxcloud_id: str, kind: str) -> dict[str, Any] | None:
         response = self._client.get_item(

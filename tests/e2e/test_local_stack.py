@@ -1,0 +1,185 @@
+"""End to end, as a user runs it: `make local`, real HTTP requests, the `nxcdr` tool,
+Ctrl-C, and no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devtools import REPO_ROOT
+from devtools.dynamodb_local import free_port
+from tests.conftest import EVENTS
+
+pytestmark = [pytest.mark.dynamodb_local]
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    api: str
+    env: dict[str, str]
+    ports: tuple[int, int, int]
+    output: list[str]
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def processes_mentioning(text: str) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in listing.splitlines() if text in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    work = tmp_path_factory.mktemp("local")
+    ports = (free_port(), free_port(), free_port())
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "TABLE_", "PUSH_", "NXCLOUD_"))
+    }
+    env |= {
+        "LOCAL_API_PORT": str(ports[0]),
+        "LOCAL_DYNAMODB_PORT": str(ports[1]),
+        "LOCAL_NXCLOUD_PORT": str(ports[2]),
+        "NXCDR_LOCAL_ENV": str(work / "local.env"),
+        "NXCDR_LOCAL_STATE": str(work / "stack.json"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "local"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    output: list[str] = []
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            pytest.fail("make local exited:\n" + "".join(output))
+        output.append(line)
+        if "./nxcdr --help" in line:  # the last line of the banner
+            break
+    else:
+        pytest.fail("make local did not start:\n" + "".join(output))
+    running = Running(process, f"http://127.0.0.1:{ports[0]}", env, ports, output)
+    yield running
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def nxcdr(stack: Running, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "nxcdr"), *args], env=stack.env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def nxcdr_json(stack: Running, *args: str):
+    completed = nxcdr(stack, "--json", *args)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def payload(name: str) -> bytes:
+    return (EVENTS / "payloads" / name).read_bytes()
+
+
+def test_start_prints_urls_token_and_settings(stack):
+    text = "".join(stack.output)
+    assert f"{stack.api}/v1/pns/call-result/local-example-token" in text
+    assert "PUSH_TOKEN=local-example-token" in text
+    assert Path(stack.env["NXCDR_LOCAL_ENV"]).read_text().count("=") == 3  # written with safe defaults
+
+
+def test_pushes_duplicates_bad_bodies_and_wrong_tokens_over_http(stack):
+    token_url = stack.api + "/v1/{}/local-example-token"
+    assert post(token_url.format("pns/call-result"), payload("pns-call-result.json")) == (
+        200,
+        {"ok": True, "outcome": "stored", "id": "1604763745256783872"},
+    )
+    assert post(token_url.format("pns/call-result"), payload("pns-call-result.json"))[1]["outcome"] == "duplicate"
+    assert post(token_url.format("pns/binding-not-exist"), payload("pns-binding-not-exist.json"))[0] == 200
+    assert post(token_url.format("cc/report"), payload("cc-report.json"))[0] == 200
+    status, answer = post(token_url.format("pns/call-result"), payload("bad-body.txt"))
+    assert (status, answer["error"]) == (400, "invalid_json")
+    status, answer = post(stack.api + "/v1/cc/report/wrong-token", payload("cc-report.json"))
+    assert (status, answer["error"]) == (403, "forbidden")
+    status, _ = post(stack.api + "/v1/no/such/route", b"{}")
+    assert status == 404
+
+    [call] = nxcdr_json(stack, "show", "1604763745256783872")
+    assert call["kind"] == "pns_call_result" and call["raw"] == payload("pns-call-result.json").decode()
+    assert [item["nxcloudId"] for item in nxcdr_json(stack, "number", "+852 3575 7584")["items"]] == [
+        "1604763745256783872"
+    ]
+    bindings = nxcdr_json(stack, "binding", "--bind-id", "69f1d1be1a82204c6049b4a2797ed0af")["items"]
+    assert [item["nxcloudId"] for item in bindings] == ["1604763745256783872"]
+    listed = nxcdr_json(stack, "list", "--kind", "cc_report", "--since", "2023-11-01", "--to", "2023-12-01")
+    assert [item["nxcloudId"] for item in listed["items"]] == ["c7a1f0e2b3d44e5f8a9b0c1d2e3f4a5b"]
+    table = nxcdr(stack, "list", "--since", "2022-12-01", "--to", "2023-01-01").stdout
+    assert "callStartUtc" in table.splitlines()[0] and "1604763745256783872" in table
+
+
+def test_quarantine_listing_and_replay(stack):
+    post(stack.api + "/v1/pns/call-result/local-example-token", b'{"callId": ""}')
+    items = nxcdr_json(stack, "quarantine")["items"]
+    missing = next(item for item in items if item["reason"] == "missing_id")
+
+    replayed = nxcdr(stack, "--json", "replay", missing["pk"])
+
+    assert replayed.returncode == 2  # still bad: answered 400 again, and kept
+    assert json.loads(replayed.stdout)["status"] == 400
+    after = next(item for item in nxcdr_json(stack, "quarantine")["items"] if item["pk"] == missing["pk"])
+    assert after["replayStatus"] == 400 and after["attempts"] == 2
+
+
+def test_sync_and_backfill_against_the_stand_in(stack):
+    scheduled = nxcdr_json(stack, "sync")
+    assert scheduled["mode"] == "scheduled" and scheduled["status"] == "complete" and scheduled["new"] > 0
+
+    backfill = nxcdr_json(stack, "sync", "--since", "3d")
+    assert backfill["status"] == "complete"
+    assert scheduled["new"] + backfill["new"] == 300  # every record of the stand-in, each once
+
+    records = nxcdr_json(stack, "list", "--kind", "cc_cdr", "--since", "3d", "--limit", "1000")["items"]
+    assert len(records) == len({item["nxcloudId"] for item in records}) == 300
+    again = nxcdr_json(stack, "sync", "--since", "3d")
+    assert (again["new"], again["updated"]) == (0, 0)
+
+
+def test_ctrl_c_stops_everything(stack):
+    os.killpg(stack.process.pid, signal.SIGINT)
+    stack.process.wait(timeout=30)
+
+    assert not any(port_open(port) for port in stack.ports)
+    assert processes_mentioning(f"-port {stack.ports[1]}") == []  # no DynamoDB Local left
+    assert processes_mentioning("devtools.local_stack") == []
+    assert not Path(stack.env["NXCDR_LOCAL_STATE"]).exists()

@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build events clean local nxcloud
+.PHONY: help deps lint test test-fast build bench events clean local nxcloud
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,7 +45,7 @@ deps: $(VENV)/.installed .venv-sam/.installed .venv-lambda/.installed node_modul
 lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tests
+	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tests bench
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 
@@ -63,6 +63,10 @@ local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stan
 
 nxcloud: deps  ## Only the stand-in NXCLOUD CDR API on :8089
 	$(PY) -m devtools.fake_nxcloud
+
+bench: deps  ## Cold-start import cost of each built handler (as built vs precompiled)
+	rm -rf .aws-sam && $(SAM) build >/dev/null
+	.venv-lambda/bin/python -s bench/import_cost.py
 
 events: deps  ## Regenerate events/ from events/payloads/
 	$(PY) -m devtools.events

@@ -36,3 +36,36 @@ def test_commands_and_their_required_arguments():
         parser.parse_args(["binding"])  # one of the two ids is required
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+def test_deployed_stack_is_found_from_its_outputs_and_the_token_read_only_when_needed():
+    import json
+
+    import boto3
+    from moto import mock_aws
+    from nxcloud_cdr.cli import deployed_target
+
+    with mock_aws():
+        arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+            Name="token", SecretString="s3cret\n"
+        )["ARN"]
+        outputs = {
+            "CallRecordsTableName": "records-t",
+            "QuarantineTableName": "quarantine-t",
+            "CcCdrSyncFunctionName": "sync-fn",
+            "PushApiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com",
+            "PushTokenSecretArn": arn,
+        }
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+        }
+        boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+            StackName="nxcloud-cdr", TemplateBody=json.dumps(template)
+        )
+
+        target = deployed_target("nxcloud-cdr", None, "eu-west-1")
+
+        assert (target.store.table_name, target.store.quarantine_table_name) == ("records-t", "quarantine-t")
+        assert (target.sync_function, target.api_url) == ("sync-fn", outputs["PushApiUrl"])
+        assert target.push_token() == "s3cret"

@@ -50,14 +50,7 @@ def runtime() -> Runtime:
             "dynamodb",
             config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
         )
-        store = CallStore(
-            client,
-            settings.table_name,
-            settings.quarantine_table_name,
-            retention_days=settings.retention_days,
-            quarantine_retention_days=settings.quarantine_retention_days,
-        )
-        _runtime = Runtime(settings, store, push_token_from_settings(settings))
+        _runtime = Runtime(settings, CallStore.from_settings(client, settings), push_token_from_settings(settings))
     return _runtime
 
 

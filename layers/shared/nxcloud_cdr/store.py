@@ -27,6 +27,8 @@ from .times import epoch_ms, iso_utc, month_bucket
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from .config import StoreSettings
+
 # Index names and their partition-key attribute; every index sorts on SORT_KEY.
 BY_TIME = "ByTime"
 BY_CALLER = "ByCaller"
@@ -182,6 +184,16 @@ class CallStore:
         self.quarantine_table_name = quarantine_table_name
         self._retention_days = retention_days
         self._quarantine_retention_days = quarantine_retention_days
+
+    @classmethod
+    def from_settings(cls, client: DynamoDBClient, settings: StoreSettings) -> CallStore:
+        return cls(
+            client,
+            settings.table_name,
+            settings.quarantine_table_name,
+            retention_days=settings.retention_days,
+            quarantine_retention_days=settings.quarantine_retention_days,
+        )
 
     # -- writes ---------------------------------------------------------------------
 

@@ -95,13 +95,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
 
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: _DEFAULT_REMAINING_MS)
     client = boto3.client("dynamodb")
-    store = CallStore(
-        client,
-        settings.table_name,
-        settings.quarantine_table_name,
-        retention_days=settings.retention_days,
-        quarantine_retention_days=settings.quarantine_retention_days,
-    )
+    store = CallStore.from_settings(client, settings)
     state = SyncState(client, settings.table_name, KIND)
     api = NxcloudClient(
         settings.api_base_url,

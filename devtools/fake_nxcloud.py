@@ -162,7 +162,7 @@ class FakeNxcloud:
             return 404, {"code": 404, "msg": "not found"}
         if lowered.get("accesskey") != self.access_key or not signed:
             return 200, {"code": 1003, "msg": "invalid signature", "data": {}}
-        if lowered.get("bizType".lower()) != "8" or lowered.get("action") != "cc":
+        if lowered.get("biztype") != "8" or lowered.get("action") != "cc":
             return 200, {"code": 1002, "msg": "bizType must be 8 and action cc", "data": {}}
         if abs(self.clock_ms() - int(lowered.get("ts") or 0)) > 60_000:
             return 200, {"code": 1004, "msg": "timestamp expired", "data": {}}

@@ -7,6 +7,11 @@ on every new container, for traces of a two-call function.
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="nxcloud-cdr")
 metrics = Metrics(namespace="NxcloudCdr", service="nxcloud-cdr")
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    metrics.add_metric(name=name, unit=unit, value=value)

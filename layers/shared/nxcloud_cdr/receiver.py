@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 from pydantic import ValidationError
 
@@ -21,7 +20,7 @@ from .apigw import error_response, json_response, read_request
 from .config import PushSettings
 from .kinds import PushKind
 from .mapping import MissingIdError
-from .observability import logger, metrics
+from .observability import count, logger, metrics
 from .push_auth import PushToken, push_token_from_settings
 from .store import CallStore, StoreError
 from .times import now_utc
@@ -70,10 +69,6 @@ def _validation_message(exc: ValidationError) -> str:
     return "invalid fields: " + "; ".join(problems[:5])
 
 
-def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-
-
 class Receiver:
     def __init__(self, kind: PushKind, rt: Runtime) -> None:
         self.kind = kind
@@ -88,10 +83,10 @@ class Receiver:
             )
         except StoreError:
             logger.exception("quarantine write failed; asking NXCLOUD to retry", extra={"reason": reason})
-            _count("StoreFailures")
+            count("StoreFailures")
             return error_response(503, "store_unavailable", "the push could not be kept; retry later")
         logger.warning("push rejected and quarantined", extra={"reason": reason, "quarantineId": quarantine_id})
-        _count("Rejected")
+        count("Rejected")
         return error_response(status, reason, message, quarantineId=quarantine_id)
 
     def receive(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -102,11 +97,11 @@ class Receiver:
             authorised = self.rt.token.matches(request.path_token)
         except Exception:
             logger.exception("push token could not be read")
-            _count("ConfigErrors")
+            count("ConfigErrors")
             return error_response(503, "not_configured", "the receiver cannot check tokens; retry later")
         if not authorised:
             logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
-            _count("Forbidden")
+            count("Forbidden")
             return error_response(403, "forbidden", "wrong or missing token in the push URL")
 
         body = request.body
@@ -150,13 +145,13 @@ class Receiver:
                 )
         except StoreError:
             logger.exception("store write failed; asking NXCLOUD to retry")
-            _count("StoreFailures")
+            count("StoreFailures")
             return error_response(503, "store_unavailable", "the record was not stored; retry later")
 
         if result.outcome == "updated" and result.loser_raw:
             self._archive_replaced(result.loser_raw, record.nxcloud_id)
         logger.info("push stored", extra={"outcome": result.outcome})
-        _count({"stored": "RecordsStored", "updated": "RecordsUpdated"}.get(result.outcome, "Duplicates"))
+        count({"stored": "RecordsStored", "updated": "RecordsUpdated"}.get(result.outcome, "Duplicates"))
         return json_response(200, {"ok": True, "outcome": result.outcome, "id": record.nxcloud_id})
 
     def _archive_replaced(self, raw: str, nxcloud_id: str) -> None:
@@ -173,7 +168,7 @@ class Receiver:
             )
         except StoreError:
             logger.exception("could not archive the replaced copy")
-            _count("ArchiveFailures")
+            count("ArchiveFailures")
 
 
 def make_handler(kind: PushKind) -> Handler:

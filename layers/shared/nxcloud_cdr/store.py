@@ -60,6 +60,11 @@ class StoreError(Exception):
     """The store did not confirm a write: the caller must not acknowledge the push."""
 
 
+def is_condition_failure(exc: ClientError) -> bool:
+    """A conditional write that DynamoDB refused because its condition did not hold."""
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
 @dataclass(frozen=True)
 class PutResult:
     outcome: Outcome
@@ -216,7 +221,7 @@ class CallStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise StoreError(str(exc)) from exc
             stored = cast("dict[str, Any] | None", exc.response.get("Item")) or self._get_raw_item(
                 record.nxcloud_id, record.kind

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +45,7 @@ class SyncReport:
     rejected: int = 0
     checkpoint: int | None = None
     lag_seconds: int | None = None
-    resume: dict[str, int] | None = field(default=None)  # the backfill event that continues this one
+    resume: dict[str, int] | None = None  # the backfill event that continues this one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

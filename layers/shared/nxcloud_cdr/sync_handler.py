@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import SyncSettings
 from .nxcloud_api import NxcloudApiError, NxcloudClient, NxcloudConfigError
-from .observability import logger, metrics
+from .observability import count, logger, metrics
 from .secret_store import secret_string
 from .store import CallStore, StoreError
 from .sync import KIND, CdrSync, SyncReport
@@ -67,18 +67,14 @@ def parse_moment(value: Any) -> datetime:
     raise ValueError(f"not a time: {value!r}")
 
 
-def _count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
-    metrics.add_metric(name=name, unit=unit, value=value)
-
-
 def _emit(report: SyncReport) -> None:
-    _count("SyncPages", report.pages)
-    _count("SyncRecordsNew", report.new)
-    _count("SyncRecordsUpdated", report.updated)
-    _count("SyncRecordsUnchanged", report.unchanged)
-    _count("SyncRecordsRejected", report.rejected)
+    count("SyncPages", report.pages)
+    count("SyncRecordsNew", report.new)
+    count("SyncRecordsUpdated", report.updated)
+    count("SyncRecordsUnchanged", report.unchanged)
+    count("SyncRecordsRejected", report.rejected)
     if report.lag_seconds is not None:
-        _count("SyncCheckpointLag", report.lag_seconds, MetricUnit.Seconds)
+        count("SyncCheckpointLag", report.lag_seconds, MetricUnit.Seconds)
 
 
 def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = None) -> dict[str, Any]:
@@ -90,7 +86,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
         # Not an error of the run: a stack deployed without credentials says so every
         # time, without failing (and being retried) every 10 minutes forever.
         logger.warning(f"sync not configured: {exc}")
-        _count("SyncNotConfigured")
+        count("SyncNotConfigured")
         return {"status": "not_configured", "message": str(exc)}
 
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: _DEFAULT_REMAINING_MS)
@@ -111,7 +107,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
     owner = str(getattr(context, "aws_request_id", "") or f"local-{epoch_ms(now_utc())}")
     if not state.acquire(owner, now_ms=epoch_ms(now_utc()), ttl_ms=remaining_ms() + 60_000):
         logger.warning("another sync run holds the lease; this one stops")
-        _count("SyncBusy")
+        count("SyncBusy")
         return {"status": "busy"}
     try:
         if "from" in event or "to" in event:
@@ -121,11 +117,11 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
             report = sync.run_scheduled()
     except NxcloudConfigError:
         logger.exception("NXCLOUD refused the sync's credentials or request")
-        _count("SyncConfigErrors")
+        count("SyncConfigErrors")
         raise
     except (NxcloudApiError, StoreError):
         logger.exception("sync run failed; the checkpoint stays at the last stored window")
-        _count("SyncFailures")
+        count("SyncFailures")
         raise
     finally:
         state.release(owner)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .store import StoreError, deserialise, serialise
+from .store import StoreError, deserialise, is_condition_failure, serialise
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,7 +47,7 @@ class SyncState:
                 ExpressionAttributeValues=serialise({":until": until_s, ":now": now_iso}),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 return
             raise StoreError(str(exc)) from exc
         except BotoCoreError as exc:
@@ -65,7 +65,7 @@ class SyncState:
                 ExpressionAttributeValues=serialise({":now": now_ms, ":owner": owner}),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 return False
             raise StoreError(str(exc)) from exc
         except BotoCoreError as exc:
@@ -82,7 +82,7 @@ class SyncState:
                 ExpressionAttributeValues=serialise({":owner": owner}),
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise StoreError(str(exc)) from exc
         except BotoCoreError as exc:
             raise StoreError(str(exc)) from exc

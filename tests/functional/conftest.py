@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from nxcloud_cdr.store import CallStore
+from nxcloud_cdr.write_rule import RecordWriter
 
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.template import create_tables
@@ -36,3 +37,8 @@ def ddb(dynamodb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch, push_env
 @pytest.fixture
 def store(ddb, push_env: dict[str, str]) -> CallStore:
     return CallStore(ddb, push_env["TABLE_NAME"], push_env["QUARANTINE_TABLE_NAME"])
+
+
+@pytest.fixture
+def writer(ddb, push_env: dict[str, str]) -> RecordWriter:
+    return RecordWriter(ddb, push_env["TABLE_NAME"])

@@ -32,7 +32,7 @@ def pns(number: int, *, caller: str, callee: str, did: str, bind: str, customer:
 
 
 @pytest.fixture
-def calls(store: CallStore) -> list[dict]:
+def calls(store: CallStore, writer) -> list[dict]:
     """60 PNS calls, one every 2 hours from 30 Jan 22:00 UTC (so into February), on two
     bindings; number 85200000001 is caller, callee or X in different calls."""
     payloads = []
@@ -49,7 +49,7 @@ def calls(store: CallStore) -> list[dict]:
             customer="order-a" if number % 2 == 0 else "order-b",
             minutes=number * 120,
         )
-        store.put_record(map_pns_call_result(payload, json.dumps(payload), UTC8), RECEIVED, source="push")
+        writer.write(map_pns_call_result(payload, json.dumps(payload), UTC8), RECEIVED, source="push")
         payloads.append(payload)
     return payloads
 
@@ -68,12 +68,12 @@ def ids(items: list[dict]) -> list[str]:
     return [item["nxcloudId"] for item in items]
 
 
-def test_one_record_by_nxcloud_id_of_any_kind(store, calls):
+def test_one_record_by_nxcloud_id_of_any_kind(store, writer, calls):
     binding = json.loads(payload_text("pns-binding-not-exist.json"))
-    store.put_record(map_pns_binding_not_exist(binding, json.dumps(binding), UTC8), RECEIVED, source="push")
+    writer.write(map_pns_binding_not_exist(binding, json.dumps(binding), UTC8), RECEIVED, source="push")
     # A call-centre session id that happens to equal a PNS call id stays a separate item.
     report = {"callSessionId": calls[0]["callId"], "callStartTime": "2024-01-31 06:00:00"}
-    store.put_record(map_cc_report(report, json.dumps(report), UTC8), RECEIVED, source="push")
+    writer.write(map_cc_report(report, json.dumps(report), UTC8), RECEIVED, source="push")
 
     found = store.get(calls[0]["callId"])
 
@@ -144,9 +144,9 @@ def test_index_items_carry_the_listing_summary(store, calls):
     assert "raw" not in item and "fields" not in item  # one GetItem away, not copied six times
 
 
-def test_record_without_call_time_is_indexed_at_its_receipt(store):
+def test_record_without_call_time_is_indexed_at_its_receipt(store, writer):
     payload = {"requestId": "99", "code": 10013, "data": {"occurrenceTime": ""}}
-    store.put_record(map_pns_binding_not_exist(payload, "{}", UTC8), RECEIVED, source="push")
+    writer.write(map_pns_binding_not_exist(payload, "{}", UTC8), RECEIVED, source="push")
 
     page = store.by_time("pns_binding_not_exist", RECEIVED - timedelta(days=1), RECEIVED + timedelta(days=1))
 

@@ -107,7 +107,12 @@ def test_sixty_concurrent_retries_store_one_item(ddb, push_env, invoke):
     assert len(scan(ddb, push_env["TABLE_NAME"])) == 1
 
 
-def test_more_complete_copy_replaces_stored_one_and_old_copy_is_archived(ddb, push_env, invoke):
+def records(ddb, table: str) -> list[dict]:
+    """The items lookups see (not the versions of copies that are not shown)."""
+    return [item for item in scan(ddb, table) if not item["sk"].startswith("v#")]
+
+
+def test_more_complete_copy_replaces_stored_one_and_old_copy_is_a_version(ddb, push_env, invoke, store):
     payload = json.loads(payload_text("pns-call-result.json"))
     without_recording = dict(payload, recordFile="")
     invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(without_recording)))
@@ -115,14 +120,17 @@ def test_more_complete_copy_replaces_stored_one_and_old_copy_is_archived(ddb, pu
     response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
 
     assert body_of(response)["outcome"] == "updated"
-    [item] = scan(ddb, push_env["TABLE_NAME"])
+    [item] = records(ddb, push_env["TABLE_NAME"])
     assert item["fields"]["recordFile"].endswith(".mp3")
-    [archived] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
-    assert archived["reason"] == "replaced"
-    assert json.loads(bytes(archived["body"])) == without_recording
+    [kept] = store.versions(payload["callId"])
+    assert json.loads(kept["raw"]) == without_recording
+    assert kept["sk"] == f"v#pns_call_result#{kept['contentHash']}"
+    assert not set(kept) & {"sortKey", "timeBucket", "callerNumber", "calleeNumber", "didNumber", "bindId"}
+    assert scan(ddb, push_env["QUARANTINE_TABLE_NAME"]) == []
+    assert [found["sk"] for found in store.get(payload["callId"])] == ["pns_call_result"]
 
 
-def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, invoke):
+def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, invoke, store):
     invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
     payload = json.loads(payload_text("pns-call-result.json"))
     stale = json.dumps(dict(payload, recordFile=""))
@@ -131,22 +139,36 @@ def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, inv
 
     assert response["statusCode"] == 200
     assert body_of(response)["outcome"] == "superseded"
-    [item] = scan(ddb, push_env["TABLE_NAME"])
+    [item] = records(ddb, push_env["TABLE_NAME"])
     assert item["fields"]["recordFile"].endswith(".mp3")
-    [kept] = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
-    assert (kept["reason"], bytes(kept["body"]).decode()) == ("superseded", stale)
+    [kept] = store.versions(payload["callId"])
+    assert kept["raw"] == stale
 
 
-def test_equally_complete_correction_received_later_wins(ddb, push_env, invoke):
-    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+@pytest.mark.parametrize("order", ["v1 then v2", "v2 then v1"])
+def test_equally_complete_copies_end_the_same_whatever_their_order(ddb, push_env, invoke, store, order):
     payload = json.loads(payload_text("pns-call-result.json"))
-    corrected = dict(payload, duration=7)
+    v1, v2 = json.dumps(dict(payload, duration=10)), json.dumps(dict(payload, duration=12))
+    bodies = [v1, v2] if order == "v1 then v2" else [v2, v1]
 
-    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(corrected)))
+    outcomes = [
+        body_of(invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", body)))["outcome"]
+        for body in bodies
+    ]
 
-    assert body_of(response)["outcome"] == "updated"
-    [item] = scan(ddb, push_env["TABLE_NAME"])
-    assert item["durationSec"] == 7
+    assert outcomes[0] == "stored" and outcomes[1] in ("updated", "superseded")
+    [item] = records(ddb, push_env["TABLE_NAME"])
+    # The content hash breaks the tie: the same copy is shown in both orders.
+    winner = max([v1, v2], key=item_rank)
+    assert item["raw"] == winner
+    assert [kept["raw"] for kept in store.versions(payload["callId"])] == [v1 if winner == v2 else v2]
+
+
+def item_rank(body: str) -> str:
+    from nxcloud_cdr.mapping import map_pns_call_result
+    from nxcloud_cdr.times import parse_zone
+
+    return map_pns_call_result(json.loads(body), body, parse_zone("+08:00")).rank
 
 
 BAD_BODIES = [
@@ -159,7 +181,8 @@ BAD_BODIES = [
     ("deeply nested", b'{"callId": "1", "x": ' + b"[" * 30000 + b"]" * 30000 + b"}", 400, "invalid_json"),
     ("no callId", payload_text("pns-call-result-missing-id.json").encode(), 400, "missing_id"),
     ("empty callId", b'{"callId": "  ", "caller": "1"}', 400, "missing_id"),
-    ("a number field that is text", b'{"callId": "1", "duration": "six"}', 422, "invalid_fields"),
+    ("a field named twice", b'{"callId": "1", "callId": "2"}', 400, "duplicate_key"),
+    ("an id too long for a key", json.dumps({"callId": "9" * 1100}).encode(), 422, "unstorable"),
     ("over 64 KiB", json.dumps({"callId": "1", "pad": "x" * 70000}).encode(), 413, "too_large"),
 ]
 

@@ -15,9 +15,10 @@ from nxcloud_cdr.nxcloud_api import NxcloudApiError, NxcloudClient, NxcloudConfi
 from nxcloud_cdr.store import CallStore, StoreError
 from nxcloud_cdr.sync import CdrSync
 from nxcloud_cdr.sync_state import SyncState
+from nxcloud_cdr.write_rule import RecordWriter
 
 from devtools.fake_nxcloud import FakeNxcloud, generate_records
-from tests.functional.test_push_handlers import scan
+from tests.functional.test_push_handlers import records, scan
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 NOW_S = int(NOW.timestamp())
@@ -47,7 +48,7 @@ def settings(push_env: dict[str, str]) -> SyncSettings:
 
 @pytest.fixture
 def make_sync(ddb, store: CallStore, fake: FakeNxcloud, settings: SyncSettings) -> Callable[..., CdrSync]:
-    def build(remaining_ms: Callable[[], int] = lambda: 600_000, store_: CallStore | None = None) -> CdrSync:
+    def build(remaining_ms: Callable[[], int] = lambda: 600_000, writer_: RecordWriter | None = None) -> CdrSync:
         api = NxcloudClient(
             fake.base_url,
             fake.access_key,
@@ -57,13 +58,14 @@ def make_sync(ddb, store: CallStore, fake: FakeNxcloud, settings: SyncSettings) 
             clock_ms=lambda: int(NOW.timestamp() * 1000),
         )
         state = SyncState(ddb, settings.table_name, "cc_cdr")
-        return CdrSync(api, store_ or store, state, settings, now=lambda: NOW, remaining_ms=remaining_ms)
+        writer = writer_ or RecordWriter(ddb, settings.table_name)
+        return CdrSync(api, store, writer, state, settings, now=lambda: NOW, remaining_ms=remaining_ms)
 
     return build
 
 
 def stored_records(ddb, push_env) -> dict[str, dict]:
-    items = [item for item in scan(ddb, push_env["TABLE_NAME"]) if item.get("kind") == "cc_cdr"]
+    items = [item for item in records(ddb, push_env["TABLE_NAME"]) if item.get("kind") == "cc_cdr"]
     by_id: dict[str, dict] = {}
     for item in items:
         assert item["nxcloudId"] not in by_id, "stored twice"
@@ -171,18 +173,17 @@ def test_crash_after_page_k_then_next_run_stores_every_record_once(
 ):
     fake.records = generate_records(700, FIRST_MS, SPAN_MS, seed=crash_after)
 
-    class CrashingStore(CallStore):
+    class CrashingWriter(RecordWriter):
         writes = 0
 
-        def put_records_batch(self, *args, **kwargs):
-            if CrashingStore.writes == crash_after:
+        def write_many(self, *args, **kwargs):
+            if CrashingWriter.writes == crash_after:
                 raise RuntimeError("Lambda killed")  # not a StoreError: a crash, not a handled failure
-            CrashingStore.writes += 1
-            return super().put_records_batch(*args, **kwargs)
+            CrashingWriter.writes += 1
+            return super().write_many(*args, **kwargs)
 
-    crashing = CrashingStore(ddb, settings.table_name, settings.quarantine_table_name)
     with pytest.raises(RuntimeError, match="killed"):
-        make_sync(store_=crashing).run_scheduled()
+        make_sync(writer_=CrashingWriter(ddb, settings.table_name)).run_scheduled()
     partial = checkpoint(ddb, settings)
     assert partial is None or partial < NOW_S - 120
 
@@ -195,12 +196,12 @@ def test_crash_after_page_k_then_next_run_stores_every_record_once(
 def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(ddb, push_env, fake, make_sync, settings):
     fake.records = generate_records(100, FIRST_MS, SPAN_MS)
 
-    class FailingStore(CallStore):
-        def put_records_batch(self, *args, **kwargs):
+    class FailingWriter(RecordWriter):
+        def write(self, *args, **kwargs):
             raise StoreError("throttled")
 
     with pytest.raises(StoreError):
-        make_sync(store_=FailingStore(ddb, settings.table_name, settings.quarantine_table_name)).run_scheduled()
+        make_sync(writer_=FailingWriter(ddb, settings.table_name)).run_scheduled()
 
     assert checkpoint(ddb, settings) is None
 
@@ -242,6 +243,9 @@ def test_record_that_changed_is_updated(ddb, push_env, fake, make_sync):
 
     assert report.updated == 1 and report.new == 0
     assert stored_records(ddb, push_env)[missing["callId"]]["fields"]["recordUrl"].endswith("appeared-later.mp3")
+    # The copy it replaced is kept (the README's promise holds for the sync too).
+    [kept] = [item for item in scan(ddb, push_env["TABLE_NAME"]) if item["sk"].startswith("v#")]
+    assert json.loads(kept["raw"]) == dict(missing, recordUrl=None)
 
 
 def test_backfill_stores_history_without_moving_the_checkpoint(ddb, push_env, fake, make_sync, settings):
@@ -274,18 +278,26 @@ def test_bad_records_in_a_page_are_quarantined_not_lost(ddb, push_env, fake, mak
     good = generate_records(5, FIRST_MS, 60_000)
     bad = [
         {"startTime": FIRST_MS + 1, "caller": "1"},
-        {"callId": "x1", "startTime": FIRST_MS + 2, "callDuration": "long"},
+        {"callId": "x" * 1000, "startTime": FIRST_MS + 2},
     ]
-    fake.records = good + bad
+    odd = {"callId": "x1", "startTime": FIRST_MS + 2, "callDuration": "long", "mos": 1e-200, "answerTime": 10**22}
+    fake.records = good + bad + [odd]
 
     report = make_sync().run_scheduled()
 
-    assert (report.new, report.rejected) == (5, 2)
+    assert (report.new, report.rejected) == (6, 2)
     kept = scan(ddb, push_env["QUARANTINE_TABLE_NAME"])
-    assert sorted(item["reason"] for item in kept) == ["invalid_fields", "missing_id"]
+    assert sorted(item["reason"] for item in kept) == ["missing_id", "unstorable"]
     assert sorted(bytes(item["body"]).decode() for item in kept) == sorted(
         json.dumps(record, separators=(",", ":")) for record in bad
     )
+    assert {(item["source"], item["page"]) for item in kept} == {("sync", 1)}
+    assert all(item["windowFrom"] < FIRST_MS // 1000 < item["windowTo"] for item in kept)
+    # A row with fields that cannot be normalised is stored, the problems noted.
+    item = stored_records(ddb, push_env)["x1"]
+    assert json.loads(item["raw"]) == odd
+    assert sorted(problem.split(":")[0] for problem in item["problems"]) == ["answerTime", "callDuration", "fields.mos"]
+    assert item["fields"]["mos"] == "1e-200" and "durationSec" not in item
 
 
 def test_api_that_repeats_the_same_page_fails_instead_of_looping(ddb, push_env, fake, make_sync, monkeypatch):

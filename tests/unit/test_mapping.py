@@ -17,7 +17,6 @@ from nxcloud_cdr.mapping import (
 )
 from nxcloud_cdr.records import completeness, content_hash
 from nxcloud_cdr.times import parse_zone
-from pydantic import ValidationError
 
 from tests.conftest import payload_text
 
@@ -194,14 +193,91 @@ def test_missing_id_is_its_own_error(mapper, payload, name):
         (map_cc_report, {"callSessionId": "1", "callType": {"a": 1}}),
     ],
 )
-def test_unreadable_field_is_a_validation_error(mapper, payload):
-    with pytest.raises(ValidationError):
-        mapper(payload, "{}", UTC8)
+def test_unreadable_field_costs_only_that_field(mapper, payload):
+    raw = json.dumps(payload)
+    record = mapper(payload, raw, UTC8)
+
+    (name,) = set(payload) - {"callId", "requestId", "callSessionId"}
+    assert record.raw == raw and record.content_hash == content_hash(payload)
+    assert [problem.split(":")[0] for problem in record.problems] == [name]
+    # Its normalised form is the model's "not set"; raw keeps the value as sent.
+    assert record.fields[name] in (
+        "",
+        None,
+        {"action": "", "requestParams": {"caller": "", "did": ""}, "occurrenceTime": ""},
+    )
 
 
-def test_unparseable_local_time_is_an_error():
-    with pytest.raises(ValueError, match="does not match format"):
-        map_cc_report({"callSessionId": "1", "callStartTime": "17/11/2023 13:42"}, "{}", UTC8)
+def test_unreadable_field_keeps_the_rest_of_the_record():
+    payload = {"callId": "1", "duration": "six", "caller": "+852 1234", "startAt": 1671440452}
+    record = map_pns_call_result(payload, json.dumps(payload), UTC8)
+
+    assert record.duration_sec is None and record.caller == "8521234"
+    assert record.fields["startAtUtc"] == "2022-12-19T09:00:52.000Z"
+    assert record.problems == ("duration: Input should be a valid integer, unable to parse string as an integer",)
+
+
+def test_unparseable_local_time_is_left_out_and_noted():
+    record = map_cc_report({"callSessionId": "1", "callStartTime": "17/11/2023 13:42"}, "{}", UTC8)
+
+    assert record.start is None and "callStartTimeUtc" not in record.fields
+    assert record.fields["callStartTime"] == "17/11/2023 13:42"
+    assert record.problems[0].startswith("callStartTime: not a time (time data")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"callId": "x", "ringTime": 2**63 - 1, "startTime": 1690442492841},  # year 292278994
+        {"callId": "x", "ringTime": 10**400, "startTime": 1690442492841},  # beyond a float
+        {"callId": "x", "ringTime": -(2**70), "startTime": 1690442492841},
+    ],
+)
+def test_out_of_range_time_costs_only_that_time(payload):
+    record = map_cc_cdr(payload, json.dumps(payload), UTC8)
+
+    assert "ringTimeUtc" not in record.fields and record.fields["startTimeMs"] == 1690442492841
+    assert record.start == datetime(2023, 7, 27, 7, 21, 32, 841000, tzinfo=UTC)
+    assert all(problem.startswith("ringTime") for problem in record.problems)
+
+
+@pytest.mark.parametrize(
+    ("mapper", "payload", "attribute"),
+    [
+        (map_pns_call_result, {"callId": "1", "duration": "1e300"}, "duration_sec"),
+        (map_cc_report, {"callSessionId": "1", "callDuration": 10**40}, "duration_sec"),
+        (map_cc_cdr, {"callId": "1", "callDuration": str(10**39)}, "duration_sec"),
+    ],
+)
+def test_number_dynamodb_cannot_hold_is_left_out_of_the_lookups(mapper, payload, attribute):
+    record = mapper(payload, json.dumps(payload), UTC8)
+
+    assert getattr(record, attribute) is None
+    assert record.problems and "out of range" in record.problems[0]
+
+
+def test_amount_out_of_range_is_not_a_number_field():
+    record = map_cc_report({"callSessionId": "1", "cost": "1e999", "baseCost": "0.03"}, "{}", UTC8)
+
+    assert "costUsd" not in record.fields and record.fields["baseCostUsd"] == Decimal("0.03")
+    assert record.problems == ("cost: not an amount DynamoDB can hold as a number",)
+
+
+def test_rank_orders_copies_by_completeness_then_latest_time_then_hash():
+    def copy_of(**fields):
+        payload = {"callId": "1", "startAt": 1671440452, **fields}
+        return map_pns_call_result(payload, json.dumps(payload), UTC8)
+
+    fuller, later, earlier = (
+        copy_of(duration=6, recordFile="x"),
+        copy_of(hangupAt=1671440470),
+        copy_of(hangupAt=1671440460),
+    )
+    assert fuller.rank > later.rank > earlier.rank
+    assert later.latest_ms == 1671440470000
+    twin_a, twin_b = copy_of(duration=10), copy_of(duration=12)
+    assert twin_a.rank != twin_b.rank
+    assert (twin_a.rank < twin_b.rank) == (twin_a.content_hash < twin_b.content_hash)
 
 
 def test_content_hash_ignores_key_order_but_not_values():

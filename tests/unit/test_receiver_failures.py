@@ -80,22 +80,43 @@ def test_superseded_copy_that_cannot_be_kept_is_503(aws, push_env, invoke, monke
     invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
     stale = json.loads(load_event("pns-call-result.json")["body"]) | {"recordFile": ""}
     event = load_event("pns-call-result.json") | {"body": json.dumps(stale)}
-    monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
+    client = runtime().writer._client
+    real_put = client.put_item
+
+    def put_item(**call: Any) -> Any:
+        if call["Item"]["sk"]["S"].startswith("v#"):
+            raise THROTTLED
+        return real_put(**call)
+
+    monkeypatch.setattr(client, "put_item", put_item)
 
     assert invoke("PnsCallResultFunction", event)["statusCode"] == 503
+    monkeypatch.undo()
+    for name, value in push_env.items():
+        monkeypatch.setenv(name, value)
+    # NXCLOUD's retry keeps the copy as a version; the better copy stays shown.
+    assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "superseded"
+    assert runtime().store.get("1604763745256783872", "pns_call_result")[0]["fields"]["recordFile"]
+    assert [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")] == [stale]
 
 
-def test_failed_archive_of_a_replaced_copy_still_acknowledges_the_new_one(aws, push_env, invoke, monkeypatch, capsys):
+def test_replacement_that_fails_is_503_and_changes_nothing(aws, push_env, invoke, monkeypatch):
     payload = json.loads(load_event("pns-call-result.json")["body"])
-    invoke(
-        "PnsCallResultFunction", load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})}
-    )
-    monkeypatch.setattr(runtime().store._client, "update_item", fail_with(THROTTLED))
+    poorer = load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})}
+    invoke("PnsCallResultFunction", poorer)
+    monkeypatch.setattr(runtime().writer._client, "transact_write_items", fail_with(THROTTLED))
 
     response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
 
-    assert body_of(response)["outcome"] == "updated"
-    assert '"ArchiveFailures"' in capsys.readouterr().out
+    assert response["statusCode"] == 503
+    assert runtime().store.get("1604763745256783872", "pns_call_result")[0]["fields"]["recordFile"] == ""
+    assert runtime().store.versions("1604763745256783872") == []
+    monkeypatch.undo()
+    for name, value in push_env.items():
+        monkeypatch.setenv(name, value)
+    assert body_of(invoke("PnsCallResultFunction", load_event("pns-call-result.json")))["outcome"] == "updated"
+    (kept,) = runtime().store.versions("1604763745256783872")
+    assert json.loads(kept["raw"]) == payload | {"recordFile": ""}
 
 
 def test_unexpected_mapping_error_is_422_and_quarantined_never_500(aws, push_env):

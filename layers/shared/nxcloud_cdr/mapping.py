@@ -7,16 +7,20 @@ fields. No I/O, no clock: the same input always gives the same record.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from . import enums
 from .models import CcCdrRecord, CcReport, PnsBindingNotExist, PnsCallResult
 from .phones import normalise_number
 from .records import CallRecord, completeness, content_hash
+from .storable import number_ok
 from .times import epoch_ms, from_epoch, from_local_string, iso_utc
 
 
@@ -24,10 +28,88 @@ class MissingIdError(ValueError):
     """The payload lacks the id that identifies its record."""
 
 
-def _add_time(fields: dict[str, Any], name: str, moment: datetime | None) -> None:
-    if moment is not None:
-        fields[f"{name}Utc"] = iso_utc(moment)
-        fields[f"{name}Ms"] = epoch_ms(moment)
+# How many rounds of "drop the fields pydantic could not read, validate again" before
+# giving up: each round drops at least one field, and models have fewer than this.
+_MAX_VALIDATION_ROUNDS = 40
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Normaliser:
+    """Collects, for one payload, the problems of fields that could not be normalised
+    and the latest NXCLOUD time seen. A problem never costs the record: the field's
+    normalised form is left out and ``raw`` keeps the value as sent."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.latest_ms = 0
+
+    def validate(self, model: type[M], payload: dict[str, Any]) -> M:
+        """The payload as ``model``; a field it cannot read is dropped (its default
+        used) and noted, rather than rejecting the whole record."""
+        data = payload
+        for _ in range(_MAX_VALIDATION_ROUNDS):
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                if data is payload:
+                    data = copy.deepcopy(payload)
+                for error in exc.errors(include_url=False, include_input=False):
+                    path = _drop(data, tuple(error["loc"]))
+                    # The field and pydantic's reason only: the value may be a number.
+                    self.problems.append(f"{path}: {error['msg']}")
+        return model.model_validate(data)  # raises: the caller quarantines the body
+
+    def time(self, convert: Callable[[], datetime | None], name: str) -> datetime | None:
+        try:
+            moment = convert()
+        except (ValueError, OverflowError, OSError) as exc:
+            self.problems.append(f"{name}: not a time ({str(exc)[:80]})")
+            return None
+        if moment is not None:
+            self.latest_ms = max(self.latest_ms, epoch_ms(moment))
+        return moment
+
+    def add_time(self, fields: dict[str, Any], name: str, convert: Callable[[], datetime | None]) -> datetime | None:
+        moment = self.time(convert, name)
+        if moment is not None:
+            fields[f"{name}Utc"] = iso_utc(moment)
+            fields[f"{name}Ms"] = epoch_ms(moment)
+        return moment
+
+    def number(self, name: str, value: int | None) -> int | None:
+        """A number used for lookups, left out when DynamoDB could not hold it."""
+        if value is None or number_ok(value):
+            return value
+        self.problems.append(f"{name}: number out of range")
+        return None
+
+    def record(self, kind: str, payload: dict[str, Any], raw: str, **values: Any) -> CallRecord:
+        return CallRecord(
+            kind=kind,
+            raw=raw,
+            content_hash=content_hash(payload),
+            completeness=completeness(payload),
+            latest_ms=self.latest_ms,
+            problems=tuple(self.problems),
+            **values,
+        )
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> str:
+    """Remove the field at ``loc`` (the nearest object key on its path) from ``data``."""
+    keys = [index for index, part in enumerate(loc) if isinstance(part, str)]
+    for last in reversed(keys):
+        container = data
+        try:
+            for part in loc[:last]:
+                container = container[part]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(container, dict) and loc[last] in container:
+            del container[loc[last]]
+            return ".".join(str(part) for part in loc[: last + 1])
+    return ".".join(str(part) for part in loc) or "body"
 
 
 def _add_name(fields: dict[str, Any], name: str, table: Any, value: int | None) -> None:
@@ -41,7 +123,7 @@ def _decimal(text: str) -> Decimal | None:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
+    return value if number_ok(value) else None
 
 
 def _unknown(model: BaseModel) -> tuple[str, ...]:
@@ -55,29 +137,19 @@ def _require_id(value: str, name: str) -> str:
     return value
 
 
-def _record(kind: str, payload: dict[str, Any], raw: str, **values: Any) -> CallRecord:
-    return CallRecord(
-        kind=kind,
-        raw=raw,
-        content_hash=content_hash(payload),
-        completeness=completeness(payload),
-        **values,
-    )
-
-
 def map_pns_call_result(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
-    model = PnsCallResult.model_validate(payload)
+    norm = Normaliser()
+    model = norm.validate(PnsCallResult, payload)
     call_id = _require_id(model.callId, "callId")
     fields = model.model_dump()
-    start = from_epoch(model.startAt, unit="s")
-    _add_time(fields, "startAt", start)
-    _add_time(fields, "answerAt", from_epoch(model.answerAt, unit="s"))
-    _add_time(fields, "hangupAt", from_epoch(model.hangupAt, unit="s"))
+    start = norm.add_time(fields, "startAt", lambda: from_epoch(model.startAt, unit="s"))
+    norm.add_time(fields, "answerAt", lambda: from_epoch(model.answerAt, unit="s"))
+    norm.add_time(fields, "hangupAt", lambda: from_epoch(model.hangupAt, unit="s"))
     _add_name(fields, "callStatus", enums.PNS_CALL_STATUS, model.callStatus)
     _add_name(fields, "hangup", enums.PNS_HANGUP, model.hangup)
     if model.hangupCode:
         _add_name(fields, "hangupCode", enums.Q850_CAUSE, model.hangupCode)
-    return _record(
+    return norm.record(
         "pns_call_result",
         payload,
         raw,
@@ -88,7 +160,7 @@ def map_pns_call_result(payload: dict[str, Any], raw: str, zone: tzinfo) -> Call
         did=normalise_number(model.did),
         bind_id=model.bindId.strip() or None,
         customer_bind_id=model.customerBindId.strip() or None,
-        duration_sec=model.duration,
+        duration_sec=norm.number("duration", model.duration),
         status_name=fields.get("callStatusName"),
         fields=fields,
         unknown_fields=_unknown(model),
@@ -96,13 +168,15 @@ def map_pns_call_result(payload: dict[str, Any], raw: str, zone: tzinfo) -> Call
 
 
 def map_pns_binding_not_exist(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
-    model = PnsBindingNotExist.model_validate(payload)
+    norm = Normaliser()
+    model = norm.validate(PnsBindingNotExist, payload)
     request_id = _require_id(model.requestId, "requestId")
     fields = model.model_dump()
-    occurred = from_local_string(model.data.occurrenceTime, zone)
-    _add_time(fields["data"], "occurrenceTime", occurred)
+    occurred = norm.add_time(
+        fields["data"], "occurrenceTime", lambda: from_local_string(model.data.occurrenceTime, zone)
+    )
     _add_name(fields, "code", enums.PNS_ERROR_CODE, model.code)
-    return _record(
+    return norm.record(
         "pns_binding_not_exist",
         payload,
         raw,
@@ -117,21 +191,24 @@ def map_pns_binding_not_exist(payload: dict[str, Any], raw: str, zone: tzinfo) -
 
 
 def map_cc_report(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
-    model = CcReport.model_validate(payload)
+    norm = Normaliser()
+    model = norm.validate(CcReport, payload)
     session_id = _require_id(model.callSessionId, "callSessionId")
     fields = model.model_dump()
-    start = from_local_string(model.callStartTime, zone)
-    _add_time(fields, "callStartTime", start)
-    _add_time(fields, "answerTime", from_local_string(model.answerTime, zone))
-    _add_time(fields, "callEndTime", from_local_string(model.callEndTime, zone))
+    start = norm.add_time(fields, "callStartTime", lambda: from_local_string(model.callStartTime, zone))
+    norm.add_time(fields, "answerTime", lambda: from_local_string(model.answerTime, zone))
+    norm.add_time(fields, "callEndTime", lambda: from_local_string(model.callEndTime, zone))
     _add_name(fields, "callType", enums.CC_CALL_TYPE, model.callType)
     _add_name(fields, "hangupReason", enums.CC_HANGUP_REASON, model.hangupReason)
     _add_name(fields, "hangingDirection", enums.CC_HANGING_DIRECTION, model.hangingDirection)
     for name in ("baseCost", "cost"):
-        amount = _decimal(getattr(model, name))
+        text = getattr(model, name)
+        amount = _decimal(text)
         if amount is not None:
             fields[f"{name}Usd"] = amount
-    return _record(
+        elif text.strip():
+            norm.problems.append(f"{name}: not an amount DynamoDB can hold as a number")
+    return norm.record(
         "cc_report",
         payload,
         raw,
@@ -139,7 +216,7 @@ def map_cc_report(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord
         start=start,
         caller=normalise_number(model.caller),
         callee=normalise_number(model.called),
-        duration_sec=model.callDuration,
+        duration_sec=norm.number("callDuration", model.callDuration),
         status_name=fields.get("hangupReasonName"),
         fields=fields,
         unknown_fields=_unknown(model),
@@ -157,28 +234,31 @@ def queue_duration_ms(value: int | None, in_queue_ms: int | None, out_queue_ms: 
     return value * 1000
 
 
+_CDR_TIMES = ("startTime", "answerTime", "endTime", "ringTime", "inQueueTime", "outQueueTime")
+
+
 def map_cc_cdr(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
     """A call-centre CDR record (page API, and the NXCC call-log callback)."""
-    model = CcCdrRecord.model_validate(payload)
+    norm = Normaliser()
+    model = norm.validate(CcCdrRecord, payload)
     call_id = _require_id(model.callId, "callId")
     fields = model.model_dump()
-    start = from_epoch(model.startTime)
-    for name in ("startTime", "answerTime", "endTime", "ringTime", "inQueueTime", "outQueueTime"):
-        _add_time(fields, name, start if name == "startTime" else from_epoch(getattr(model, name)))
+    times = {name: norm.add_time(fields, name, partial(from_epoch, getattr(model, name))) for name in _CDR_TIMES}
     _add_name(fields, "direction", enums.CDR_DIRECTION, model.direction)
     _add_name(fields, "hangupBy", enums.CDR_HANGUP_BY, model.hangupBy)
     queue_ms = queue_duration_ms(model.queueDuration, model.inQueueTime, model.outQueueTime)
+    queue_ms = norm.number("queueDuration", queue_ms)
     if queue_ms is not None:
         fields["queueDurationMs"] = queue_ms
-    return _record(
+    return norm.record(
         "cc_cdr",
         payload,
         raw,
         nxcloud_id=call_id,
-        start=start,
+        start=times["startTime"],
         caller=normalise_number(model.caller),
         callee=normalise_number(model.callee),
-        duration_sec=model.callDuration,
+        duration_sec=norm.number("callDuration", model.callDuration),
         status_name=model.callStatus.strip() or None,
         fields=fields,
         unknown_fields=_unknown(model),

@@ -2,7 +2,9 @@
 
 The answer follows one rule: 200 only once the record is durably stored (or was stored
 before); 4xx for a body that can never become a record, after it is kept in quarantine;
-5xx whenever the store did not confirm, so that NXCLOUD retries.
+5xx only when the store (or the token's secret) did not answer, so that NXCLOUD
+retries. No exception leaves a handler: anything unexpected about a body quarantines
+it (422) so that it can be replayed after a fix.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -22,8 +25,10 @@ from .kinds import PushKind
 from .mapping import MissingIdError
 from .observability import count, logger, metrics
 from .push_auth import PushToken, push_token_from_settings
+from .records import CallRecord
 from .store import CallStore, StoreError
 from .times import now_utc
+from .write_rule import RecordWriter, UnstorableError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -34,6 +39,7 @@ class Runtime:
 
     settings: PushSettings
     store: CallStore
+    writer: RecordWriter
     token: PushToken
 
 
@@ -49,7 +55,12 @@ def runtime() -> Runtime:
             "dynamodb",
             config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
         )
-        _runtime = Runtime(settings, CallStore.from_settings(client, settings), push_token_from_settings(settings))
+        _runtime = Runtime(
+            settings,
+            CallStore.from_settings(client, settings),
+            RecordWriter.from_settings(client, settings),
+            push_token_from_settings(settings),
+        )
     return _runtime
 
 
@@ -63,10 +74,36 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names one field twice: which value NXCLOUD meant is unknowable."""
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        names = [name for name, _ in pairs]
+        twice = next(name for name in names if names.count(name) > 1)
+        raise DuplicateKeyError(f"the field {twice[:100]!r} appears more than once in one object")
+    return result
+
+
+def parse_body(text: str) -> Any:
+    """NXCLOUD's JSON, strictly: no NaN/Infinity, no field named twice."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_refuse_duplicates)
+
+
 def _validation_message(exc: ValidationError) -> str:
     # Field paths and reasons only: the values may be phone numbers.
     problems = [f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()]
     return "invalid fields: " + "; ".join(problems[:5])
+
+
+_OUTCOME_METRICS = {
+    "stored": "RecordsStored",
+    "updated": "RecordsUpdated",
+    "duplicate": "Duplicates",
+    "superseded": "CopiesKept",
+}
 
 
 class Receiver:
@@ -81,7 +118,7 @@ class Receiver:
             quarantine_id = self.rt.store.quarantine(
                 self.kind.name, body, reason=reason, message=message, received_at=now_utc(), nxcloud_id=nxcloud_id
             )
-        except StoreError:
+        except Exception:
             logger.exception("quarantine write failed; asking NXCLOUD to retry", extra={"reason": reason})
             count("StoreFailures")
             return error_response(503, "store_unavailable", "the push could not be kept; retry later")
@@ -103,8 +140,16 @@ class Receiver:
             logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
             count("Forbidden")
             return error_response(403, "forbidden", "wrong or missing token in the push URL")
-
         body = request.body
+        try:
+            return self._store(body, received_at)
+        except Exception:
+            # A bug of ours, not NXCLOUD's: keep the body for a replay after the fix.
+            logger.exception("push could not be processed")
+            return self._reject(422, "unprocessable", "the record could not be read", body)
+
+    def _record(self, body: bytes) -> CallRecord | dict[str, Any]:
+        """The record in a body, or the answer that refuses the body."""
         limit = self.rt.settings.max_body_bytes
         if len(body) > limit:
             return self._reject(413, "too_large", f"body of {len(body)} bytes is over the {limit}-byte limit", body)
@@ -113,62 +158,38 @@ class Receiver:
         except UnicodeDecodeError:
             return self._reject(400, "invalid_encoding", "body is not UTF-8 text", body)
         try:
-            payload = json.loads(text, parse_constant=_reject_constant)
+            payload = parse_body(text)
+        except DuplicateKeyError as exc:
+            return self._reject(400, "duplicate_key", str(exc), body)
         except (ValueError, RecursionError) as exc:
             return self._reject(400, "invalid_json", f"body is not JSON: {str(exc)[:200]}", body)
         if not isinstance(payload, dict):
             return self._reject(400, "not_an_object", f"body is a JSON {type(payload).__name__}, not an object", body)
         try:
-            record = self.kind.mapper(payload, text, self.rt.settings.zone)
+            return self.kind.mapper(payload, text, self.rt.settings.zone)
         except MissingIdError as exc:
             return self._reject(400, "missing_id", str(exc), body)
         except ValidationError as exc:
             return self._reject(422, "invalid_fields", _validation_message(exc), body)
-        except Exception:
-            # A payload our mapping cannot handle is still bad input to NXCLOUD's eyes:
-            # keep it for a replay after the fix, and never answer it with a 500.
-            logger.exception("mapping failed")
-            return self._reject(422, "unprocessable", "the record could not be read", body)
 
-        logger.append_keys(nxcloudId=record.nxcloud_id)
+    def _store(self, body: bytes, received_at: datetime) -> dict[str, Any]:
+        record = self._record(body)
+        if not isinstance(record, CallRecord):
+            return record
         try:
-            result = self.rt.store.put_record(record, received_at, source="push")
-            if result.outcome == "superseded":
-                # The stored copy is more complete; the one NXCLOUD just sent is kept too.
-                self.rt.store.quarantine(
-                    self.kind.name,
-                    body,
-                    reason="superseded",
-                    message="a more complete copy of this record is stored",
-                    received_at=received_at,
-                    nxcloud_id=record.nxcloud_id,
-                )
+            result = self.rt.writer.write(record, received_at, source="push")
+        except UnstorableError as exc:
+            return self._reject(422, "unstorable", str(exc), body, record.nxcloud_id)
         except StoreError:
             logger.exception("store write failed; asking NXCLOUD to retry")
             count("StoreFailures")
             return error_response(503, "store_unavailable", "the record was not stored; retry later")
-
-        if result.outcome == "updated" and result.loser_raw:
-            self._archive_replaced(result.loser_raw, record.nxcloud_id)
-        logger.info("push stored", extra={"outcome": result.outcome})
-        count({"stored": "RecordsStored", "updated": "RecordsUpdated"}.get(result.outcome, "Duplicates"))
+        logger.append_keys(nxcloudId=record.nxcloud_id)
+        logger.info("push stored", extra={"outcome": result.outcome, "problems": len(record.problems)})
+        count(_OUTCOME_METRICS[result.outcome])
+        if record.problems:
+            count("FieldProblems")
         return json_response(200, {"ok": True, "outcome": result.outcome, "id": record.nxcloud_id})
-
-    def _archive_replaced(self, raw: str, nxcloud_id: str) -> None:
-        """Keep the copy a more complete one replaced. Best effort: the new copy is
-        already stored, so a failure here must not make NXCLOUD send it again."""
-        try:
-            self.rt.store.quarantine(
-                self.kind.name,
-                raw.encode("utf-8"),
-                reason="replaced",
-                message="replaced by a more complete copy",
-                received_at=now_utc(),
-                nxcloud_id=nxcloud_id,
-            )
-        except StoreError:
-            logger.exception("could not archive the replaced copy")
-            count("ArchiveFailures")
 
 
 def make_handler(kind: PushKind) -> Handler:

@@ -31,26 +31,52 @@ class CallRecord:
     status_name: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     unknown_fields: tuple[str, ...] = ()
+    # The latest of NXCLOUD's own times in the record (epoch ms, 0 when none): a copy
+    # that knows of a later event ranks above an equally complete one.
+    latest_ms: int = 0
+    # Fields that could not be normalised (left out of the normalised forms; ``raw``
+    # keeps their exact values), as "<field>: <why>".
+    problems: tuple[str, ...] = ()
+
+    @property
+    def rank(self) -> str:
+        """Which of two copies of this record is shown: the higher rank. A total order
+        on copies (the content hash breaks every tie), so the stored copy depends on
+        the set of copies received, never on their order. Fixed width: it compares as
+        a string in a DynamoDB condition."""
+        return copy_rank(self.completeness, self.latest_ms, self.content_hash)
+
+
+def copy_rank(completeness: int, latest_ms: int, content_hash: str) -> str:
+    return f"{min(completeness, 10**9 - 1):09d}.{min(max(latest_ms, 0), 10**16 - 1):016d}.{content_hash}"
 
 
 def content_hash(payload: Any) -> str:
     """Hash of the payload's content: key order and white space do not change it."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # surrogatepass: JSON may carry lone surrogate escapes ("\\ud800"); they still hash.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value is False or (isinstance(value, int | float) and value == 0)
 
 
 def completeness(payload: Any) -> int:
     """How many leaf values carry information (not null, "", 0, [] or {}).
 
     Decides which of two different copies of one record is kept: a copy that gained a
-    recording URL or an answer time counts more than the copy it corrects.
+    recording URL or an answer time counts more than the copy it corrects. Iterative:
+    a body may nest as deep as the JSON parser allows.
     """
-    if isinstance(payload, dict):
-        return sum(completeness(value) for value in payload.values())
-    if isinstance(payload, list):
-        return sum(completeness(value) for value in payload)
-    if payload is None or payload == "" or payload is False:
-        return 0
-    if isinstance(payload, int | float) and payload == 0:
-        return 0
-    return 1
+    total = 0
+    pending = [payload]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif not _empty(value):
+            total += 1
+    return total

@@ -1,8 +1,8 @@
-"""DynamoDB access: the call records table and the quarantine table.
+"""DynamoDB access: the call records table's keys and lookups, and the quarantine.
 
 One item per record, keyed by NXCLOUD's id; six sparse indexes answer the lookups
-(README, "Data model"). Writes are single conditional puts, so that a retried push is
-stored once without a read first and without an idempotency table.
+(README, "Data model"). How a record is written (which copy is shown, how the others
+are kept, what is storable) is the write rule, in :mod:`.write_rule`.
 """
 
 from __future__ import annotations
@@ -10,19 +10,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .records import CallRecord
-from .times import epoch_ms, iso_utc, month_bucket
+from .storable import storable
+from .times import iso_utc
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,8 +48,6 @@ SORT_KEY = "sortKey"
 # compressing makes it fit, and cut (flagged) only beyond that.
 _QUARANTINE_BODY_LIMIT = 350_000
 
-Outcome = Literal["stored", "updated", "duplicate", "superseded"]
-
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -66,20 +62,6 @@ def is_condition_failure(exc: ClientError) -> bool:
 
 
 @dataclass(frozen=True)
-class PutResult:
-    outcome: Outcome
-    # The copy that lost (the stored one for "updated", the incoming for "superseded").
-    loser_raw: str | None = None
-
-
-@dataclass
-class BatchResult:
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-@dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
     cursor: str | None
@@ -89,54 +71,18 @@ def record_key(nxcloud_id: str, kind: str) -> dict[str, str]:
     return {"pk": f"ID#{nxcloud_id}", "sk": kind}
 
 
-def _expires_at(moment: datetime, days: int) -> int | None:
-    return int((moment + timedelta(days=days)).timestamp()) if days > 0 else None
-
-
-def record_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
-    """The stored item of a record (pure). Index keys are left out when empty, so the
-    indexes stay sparse: DynamoDB refuses empty strings as key values."""
-    indexed_at = record.start or received_at
-    item: dict[str, Any] = {
-        **record_key(record.nxcloud_id, record.kind),
-        "kind": record.kind,
-        "nxcloudId": record.nxcloud_id,
-        "source": source,
-        SORT_KEY: f"{iso_utc(indexed_at)}#{record.kind}#{record.nxcloud_id}",
-        "timeBucket": f"{record.kind}#{month_bucket(indexed_at)}",
-        "callStartUtc": iso_utc(record.start) if record.start else None,
-        "callerNumber": record.caller,
-        "calleeNumber": record.callee,
-        "didNumber": record.did,
-        "bindId": record.bind_id,
-        "customerBindId": record.customer_bind_id,
-        "durationSec": record.duration_sec,
-        "statusName": record.status_name,
-        "fields": record.fields,
-        "unknownFields": list(record.unknown_fields),
-        "raw": record.raw,
-        "contentHash": record.content_hash,
-        "completeness": record.completeness,
-        "receivedAt": iso_utc(received_at),
-        "receivedAtMs": epoch_ms(received_at),
-        "expiresAt": _expires_at(indexed_at, retention_days),
-    }
-    return {name: value for name, value in item.items() if value is not None and value != ""}
-
-
-def _dynamo_safe(value: Any) -> Any:
-    """Floats (from unknown fields) become Decimals: DynamoDB's numbers are decimal."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {key: _dynamo_safe(inner) for key, inner in value.items()}
-    if isinstance(value, list | tuple):
-        return [_dynamo_safe(inner) for inner in value]
-    return value
+def expires_at(moment: datetime, days: int) -> int | None:
+    """The TTL value ``days`` after ``moment``; None to keep forever."""
+    if days <= 0:
+        return None
+    try:
+        return int((moment + timedelta(days=days)).timestamp())
+    except OverflowError:  # a call start near year 9999 outlives any retention
+        return None
 
 
 def serialise(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(_dynamo_safe(value)) for name, value in item.items()}
+    return {name: _serializer.serialize(value) for name, value in item.items()}
 
 
 def deserialise(item: dict[str, Any]) -> dict[str, Any]:
@@ -154,24 +100,11 @@ def _decode_cursor(cursor: str) -> Any:
         raise ValueError("invalid cursor") from exc
 
 
-def _backoff(attempt: int) -> None:
-    # Unprocessed batch entries mean throttling: AWS asks for exponential backoff.
-    time.sleep(min(0.05 * 2**attempt, 2.0))
-
-
 def _months(start: datetime, end: datetime) -> Iterator[str]:
     year, month = start.year, start.month
     while (year, month) <= (end.year, end.month):
         yield f"{year:04d}-{month:02d}"
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-
-
-# The stored copy is replaced only by a different copy that carries at least as much
-# information and arrived later; see README "What wins when copies differ".
-_PUT_CONDITION = (
-    "attribute_not_exists(pk) OR (contentHash <> :hash AND "
-    "(completeness < :completeness OR (completeness = :completeness AND receivedAtMs < :received)))"
-)
 
 
 class CallStore:
@@ -181,13 +114,11 @@ class CallStore:
         table_name: str,
         quarantine_table_name: str,
         *,
-        retention_days: int = 0,
         quarantine_retention_days: int = 30,
     ) -> None:
         self._client = client
         self.table_name = table_name
         self.quarantine_table_name = quarantine_table_name
-        self._retention_days = retention_days
         self._quarantine_retention_days = quarantine_retention_days
 
     @classmethod
@@ -196,47 +127,10 @@ class CallStore:
             client,
             settings.table_name,
             settings.quarantine_table_name,
-            retention_days=settings.retention_days,
             quarantine_retention_days=settings.quarantine_retention_days,
         )
 
     # -- writes ---------------------------------------------------------------------
-
-    def put_record(self, record: CallRecord, received_at: datetime, *, source: str) -> PutResult:
-        """Store a record once. Raises :class:`StoreError` when the write is not confirmed."""
-        item = record_item(record, received_at, source=source, retention_days=self._retention_days)
-        try:
-            response = self._client.put_item(
-                TableName=self.table_name,
-                Item=serialise(item),
-                ConditionExpression=_PUT_CONDITION,
-                ExpressionAttributeValues=serialise(
-                    {
-                        ":hash": record.content_hash,
-                        ":completeness": record.completeness,
-                        ":received": item["receivedAtMs"],
-                    }
-                ),
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise StoreError(str(exc)) from exc
-            stored = cast("dict[str, Any] | None", exc.response.get("Item")) or self._get_raw_item(
-                record.nxcloud_id, record.kind
-            )
-            if stored is None:  # deleted between the two calls: the retry will store it
-                raise StoreError("conditional write failed on a record that is gone") from exc
-            if deserialise(stored).get("contentHash") == record.content_hash:
-                return PutResult("duplicate")
-            return PutResult("superseded", loser_raw=record.raw)
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        old = response.get("Attributes")
-        if not old:
-            return PutResult("stored")
-        return PutResult("updated", loser_raw=str(deserialise(old).get("raw", "")))
 
     def quarantine(
         self,
@@ -247,11 +141,13 @@ class CallStore:
         message: str,
         received_at: datetime,
         nxcloud_id: str | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> str:
         """Keep a body that was not stored as a record, for inspection and replay.
 
         Keyed by the body's hash, so NXCLOUD's retries of one bad push make one item
-        (``attempts`` counts them). Returns the quarantine id.
+        (``attempts`` counts them). ``origin`` adds where it came from (the sync's
+        window and page). Returns the quarantine id.
         """
         digest = hashlib.sha256(body).hexdigest()
         quarantine_id = f"{kind}#{digest}"
@@ -270,10 +166,14 @@ class CallStore:
             "bodySize": len(body),
             "bodySha256": digest,
             "lastSeenAt": iso_utc(received_at),
-            "expiresAt": _expires_at(received_at, self._quarantine_retention_days),
+            "expiresAt": expires_at(received_at, self._quarantine_retention_days),
         }
         if nxcloud_id:
             values["nxcloudId"] = nxcloud_id
+        values.update(origin or {})
+        # Whatever the body held, the item must be storable (an id or a message may
+        # carry text DynamoDB refuses); the body itself is bytes, always storable.
+        values = {name: storable(value, name, []) for name, value in values.items()}
         names = {f"#{name}": name for name in values}
         assignments = ", ".join(f"#{name} = :{name}" for name in values)
         try:
@@ -291,73 +191,6 @@ class CallStore:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
         return quarantine_id
-
-    def put_records_batch(self, records: list[CallRecord], received_at: datetime, *, source: str) -> BatchResult:
-        """Store many records with batched calls (the sync's pages), by the same rule as
-        :meth:`put_record`: a record is written when it is new, or differs from the
-        stored copy and is at least as complete. Raises :class:`StoreError` unless every
-        write was confirmed, so that the caller does not move its checkpoint."""
-        latest: dict[tuple[str, str], CallRecord] = {}
-        for record in records:  # one page may list a record twice: keep the fullest copy
-            key = (record.nxcloud_id, record.kind)
-            if key not in latest or record.completeness >= latest[key].completeness:
-                latest[key] = record
-        result = BatchResult()
-        writes: list[dict[str, Any]] = []
-        stored = self._stored_versions(list(latest))
-        for key, record in latest.items():
-            previous = stored.get(key)
-            if previous is None:
-                result.new += 1
-            elif previous["contentHash"] == record.content_hash or previous["completeness"] > record.completeness:
-                result.unchanged += 1
-                continue
-            else:
-                result.updated += 1
-            item = record_item(record, received_at, source=source, retention_days=self._retention_days)
-            writes.append({"PutRequest": {"Item": serialise(item)}})
-        for start in range(0, len(writes), 25):
-            self._batch_write(writes[start : start + 25])
-        return result
-
-    def _stored_versions(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [serialise(record_key(*key)) for key in keys[start : start + 100]],
-                    "ProjectionExpression": "nxcloudId, sk, contentHash, completeness",
-                    "ConsistentRead": True,
-                }
-            }
-            for attempt in range(8):
-                try:
-                    response = self._client.batch_get_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(str(exc)) from exc
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    version = deserialise(item)
-                    found[(str(version["nxcloudId"]), str(version["sk"]))] = version
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                _backoff(attempt)
-            else:
-                raise StoreError("DynamoDB left keys unread after 8 attempts")
-        return found
-
-    def _batch_write(self, writes: list[dict[str, Any]]) -> None:
-        pending: dict[str, Any] = {self.table_name: writes}
-        for attempt in range(8):
-            try:
-                response = self._client.batch_write_item(RequestItems=pending)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(str(exc)) from exc
-            pending = dict(response.get("UnprocessedItems") or {})
-            if not pending:
-                return
-            _backoff(attempt)
-        raise StoreError("DynamoDB left items unwritten after 8 attempts")
 
     def mark_replayed(self, quarantine_id: str, *, status: int, at: datetime) -> None:
         try:
@@ -405,17 +238,33 @@ class CallStore:
         )
         return response.get("Item")
 
+    def _partition(self, nxcloud_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": serialise({":pk": f"ID#{nxcloud_id}"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**arguments)
+            items.extend(deserialise(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def get(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         """Access pattern 1: the record(s) with this NXCLOUD id (of every kind unless given)."""
         if kind is not None:
             item = self._get_raw_item(nxcloud_id, kind)
             return [deserialise(item)] if item else []
-        response = self._client.query(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues=serialise({":pk": f"ID#{nxcloud_id}"}),
-        )
-        return [deserialise(item) for item in response.get("Items", [])]
+        return [item for item in self._partition(nxcloud_id) if not str(item["sk"]).startswith("v#")]
+
+    def versions(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """The other copies of a record that NXCLOUD sent (not the one shown), each with
+        its ``raw`` body, ``rank`` and ``receivedAt`` (README, "What wins when copies differ")."""
+        prefix = f"v#{kind}#" if kind else "v#"
+        return [item for item in self._partition(nxcloud_id) if str(item["sk"]).startswith(prefix)]
 
     def _query_index(
         self, index: str, key: str, *, limit: int, newest_first: bool, start_key: Any = None, **extra: Any

@@ -15,13 +15,14 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .config import SyncSettings
-from .nxcloud_api import NxcloudApiError, NxcloudClient, NxcloudConfigError
+from .nxcloud_api import NxcloudClient, NxcloudConfigError
 from .observability import count, logger, metrics
 from .secret_store import secret_string
-from .store import CallStore, StoreError
+from .store import CallStore
 from .sync import KIND, CdrSync, SyncReport
 from .sync_state import SyncState
 from .times import epoch_ms, from_epoch, now_utc
+from .write_rule import RecordWriter
 
 # Lambda's default when no context says otherwise (a run from a shell).
 _DEFAULT_REMAINING_MS = 15 * 60 * 1000
@@ -72,6 +73,7 @@ def _emit(report: SyncReport) -> None:
     count("SyncRecordsNew", report.new)
     count("SyncRecordsUpdated", report.updated)
     count("SyncRecordsUnchanged", report.unchanged)
+    count("SyncCopiesKept", report.superseded)
     count("SyncRecordsRejected", report.rejected)
     if report.lag_seconds is not None:
         count("SyncCheckpointLag", report.lag_seconds, MetricUnit.Seconds)
@@ -92,6 +94,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: _DEFAULT_REMAINING_MS)
     client = boto3.client("dynamodb")
     store = CallStore.from_settings(client, settings)
+    writer = RecordWriter.from_settings(client, settings)
     state = SyncState(client, settings.table_name, KIND)
     api = NxcloudClient(
         settings.api_base_url,
@@ -102,7 +105,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
         max_attempts=settings.max_attempts,
         backoff_seconds=settings.backoff_seconds,
     )
-    sync = CdrSync(api, store, state, settings, now=now_utc, remaining_ms=remaining_ms)
+    sync = CdrSync(api, store, writer, state, settings, now=now_utc, remaining_ms=remaining_ms)
 
     owner = str(getattr(context, "aws_request_id", "") or f"local-{epoch_ms(now_utc())}")
     if not state.acquire(owner, now_ms=epoch_ms(now_utc()), ttl_ms=remaining_ms() + 60_000):
@@ -112,15 +115,17 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
     try:
         if "from" in event or "to" in event:
             start, end = parse_moment(event["from"]), parse_moment(event.get("to") or now_utc().isoformat())
-            report = sync.backfill(int(start.timestamp()), int(end.timestamp()))
+            report = sync.backfill(int(start.timestamp()), int(end.timestamp()), int(event.get("page") or 1))
         else:
             report = sync.run_scheduled()
     except NxcloudConfigError:
         logger.exception("NXCLOUD refused the sync's credentials or request")
         count("SyncConfigErrors")
         raise
-    except (NxcloudApiError, StoreError):
-        logger.exception("sync run failed; the checkpoint stays at the last stored window")
+    except Exception:
+        # NXCLOUD or the store failing, or a bug: the checkpoint and cursor stay at the
+        # last stored page, and the next run goes on from there.
+        logger.exception("sync run failed; the checkpoint stays at the last stored page")
         count("SyncFailures")
         raise
     finally:

@@ -1,0 +1,346 @@
+"""The write rule: how a copy of a record becomes the stored item. Pushes, the sync and
+replays all write through :class:`RecordWriter`, so the product's promise is here.
+
+1. **Storable first.** The item is built by pure functions and made storable
+   (:mod:`.storable`) before any call; a record that still cannot be an item raises
+   :class:`UnstorableError` (its body goes to quarantine with a 4xx), and so does a
+   ``ValidationException`` from DynamoDB: a property of the input, never a reason to
+   ask NXCLOUD to retry. Only a store that is down, slow or throttling is a
+   :class:`StoreError` (5xx, retried).
+2. **One item per record, the highest-ranked copy shown.** Copies of one record are
+   ordered by :attr:`CallRecord.rank` (completeness, then NXCLOUD's latest time in it,
+   then the content hash): a total order, so the item shown is the best copy of the
+   *set* received, whatever order the copies arrived in.
+3. **Every distinct copy kept.** A copy that is not shown is a *version* item in the
+   same partition (``sk = v#<kind>#<content hash>``, no index attributes, so never in
+   a lookup). A copy that replaces the shown one does so in a transaction that also
+   writes the replaced copy as a version and holds only if the shown copy is still
+   the one read, so no writer (push, sync, replay) can overwrite a better copy or
+   lose one.
+
+Cost: a new record is one conditional ``PutItem`` and a duplicate one failed
+conditional write, as before; only a differing copy costs more.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .records import CallRecord, copy_rank
+from .storable import (
+    MAX_ID_BYTES,
+    MAX_INDEX_KEY_BYTES,
+    MAX_ITEM_BYTES,
+    UnstorableError,
+    estimated_size,
+    storable,
+    utf8_bytes,
+)
+from .store import SORT_KEY, StoreError, deserialise, expires_at, is_condition_failure, record_key, serialise
+from .times import epoch_ms, iso_utc, month_bucket
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from .config import StoreSettings
+
+__all__ = ["RecordWriter", "UnstorableError", "WriteResult", "build_item", "version_key"]
+
+Outcome = Literal["stored", "updated", "duplicate", "superseded"]
+
+# Attributes that are index keys: left out when DynamoDB could not take them as keys.
+_INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "bindId", "customerBindId")
+# How often a replacement is tried again when another writer changed the item between
+# the read and the transaction (each round reads the newer copy first).
+_MAX_ROUNDS = 6
+# What a version item keeps of its copy: enough to show it and to tell it apart.
+_VERSION_ATTRIBUTES = ("kind", "nxcloudId", "source", "raw", "contentHash", "rank", "receivedAt", "expiresAt")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: Outcome
+
+
+@dataclass
+class BatchOutcome:
+    """What :meth:`RecordWriter.write_many` did: counts, and each record it could not
+    store with the reason (the caller quarantines them one by one)."""
+
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    superseded: int = 0
+    refused: list[tuple[CallRecord, str, str]] = field(default_factory=list)  # (record, reason, message)
+
+
+def version_key(nxcloud_id: str, kind: str, content_hash: str) -> dict[str, str]:
+    return {"pk": f"ID#{nxcloud_id}", "sk": f"v#{kind}#{content_hash}"}
+
+
+def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
+    """The stored item of a record (pure), storable as it is. Index keys are left out
+    when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
+    Raises :class:`UnstorableError` when no item can hold the record."""
+    id_bytes = utf8_bytes(record.nxcloud_id)
+    if id_bytes is None or id_bytes > MAX_ID_BYTES:
+        raise UnstorableError(
+            f"the record's id is {'not valid UTF-8' if id_bytes is None else f'{id_bytes} bytes'}; "
+            f"DynamoDB keys allow at most {MAX_ID_BYTES} bytes here"
+        )
+    problems = list(record.problems)
+    indexed_at = record.start or received_at
+    item: dict[str, Any] = {
+        **record_key(record.nxcloud_id, record.kind),
+        "kind": record.kind,
+        "nxcloudId": record.nxcloud_id,
+        "source": source,
+        SORT_KEY: f"{iso_utc(indexed_at)}#{record.kind}#{record.nxcloud_id}",
+        "timeBucket": f"{record.kind}#{month_bucket(indexed_at)}",
+        "callStartUtc": iso_utc(record.start) if record.start else None,
+        "callerNumber": record.caller,
+        "calleeNumber": record.callee,
+        "didNumber": record.did,
+        "bindId": record.bind_id,
+        "customerBindId": record.customer_bind_id,
+        "durationSec": record.duration_sec,
+        "statusName": record.status_name,
+        "fields": record.fields,
+        "unknownFields": list(record.unknown_fields),
+        "raw": record.raw,
+        "contentHash": record.content_hash,
+        "completeness": record.completeness,
+        "rank": record.rank,
+        "receivedAt": iso_utc(received_at),
+        "receivedAtMs": epoch_ms(received_at),
+        "expiresAt": expires_at(indexed_at, retention_days),
+    }
+    for name in _INDEX_ATTRIBUTES:
+        value = item[name]
+        if value is None:
+            continue
+        size = utf8_bytes(value)
+        if size is None or size > MAX_INDEX_KEY_BYTES:
+            problems.append(f"{name}: too long or not valid UTF-8 for a lookup key; left out of the lookups")
+            item[name] = None
+    item = {name: value for name, value in item.items() if value is not None and value != ""}
+    item = {name: storable(value, name, problems) for name, value in item.items()}
+    if estimated_size(item) > MAX_ITEM_BYTES:
+        # raw holds everything fields holds; the lookups stay.
+        problems.append("fields: left out, the item would be over DynamoDB's 400 KB (raw keeps every field)")
+        del item["fields"]
+        if estimated_size(item) > MAX_ITEM_BYTES:
+            raise UnstorableError("the record is too large for one DynamoDB item even without its normalised fields")
+    if problems:
+        item["problems"] = storable(problems, "problems", [])
+    return item
+
+
+def _version_item(item: dict[str, Any]) -> dict[str, Any]:
+    version = {name: item[name] for name in _VERSION_ATTRIBUTES if name in item}
+    version.update(version_key(str(item["nxcloudId"]), str(item["kind"]), str(item["contentHash"])))
+    return version
+
+
+def _rank_of(item: dict[str, Any]) -> str:
+    # Items written before ranks existed: their completeness and hash still order them.
+    rank = item.get("rank")
+    if rank:
+        return str(rank)
+    return copy_rank(int(item.get("completeness", 0)), 0, str(item.get("contentHash", "")))
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _refused(exc: ClientError) -> UnstorableError | None:
+    """A DynamoDB refusal that is about the item, not the store."""
+    if _code(exc) == "ValidationException":
+        return UnstorableError(f"DynamoDB refused the item: {exc.response.get('Error', {}).get('Message', '')[:300]}")
+    return None
+
+
+class RecordWriter:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, retention_days: int = 0) -> None:
+        self._client = client
+        self.table_name = table_name
+        self._retention_days = retention_days
+
+    @classmethod
+    def from_settings(cls, client: DynamoDBClient, settings: StoreSettings) -> RecordWriter:
+        return cls(client, settings.table_name, retention_days=settings.retention_days)
+
+    def item(self, record: CallRecord, received_at: datetime, *, source: str) -> dict[str, Any]:
+        return build_item(record, received_at, source=source, retention_days=self._retention_days)
+
+    def write(self, record: CallRecord, received_at: datetime, *, source: str) -> WriteResult:
+        """Store one copy by the rule. Raises :class:`UnstorableError` when the record
+        can never be stored, :class:`StoreError` when the store did not confirm."""
+        item = self.item(record, received_at, source=source)
+        serialised = serialise(item)
+        for _ in range(_MAX_ROUNDS):
+            stored = self._put_new(serialised)
+            if stored is None:
+                return WriteResult("stored")
+            if stored.get("contentHash") == record.content_hash:
+                return WriteResult("duplicate")
+            if record.rank < _rank_of(stored):
+                self._put_version(_version_item(item))
+                return WriteResult("superseded")
+            if self._replace(serialised, stored):
+                return WriteResult("updated")
+        raise StoreError("the record kept changing while it was replaced; retry")
+
+    def _put_new(self, serialised: dict[str, Any]) -> dict[str, Any] | None:
+        """Write the item if the record is new; else the stored item (deserialised)."""
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=serialised,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise _refused(exc) or StoreError(str(exc)) from exc
+            raw_item = cast("dict[str, Any] | None", exc.response.get("Item")) or self._get(serialised)
+            if raw_item is None:  # deleted between the two calls (TTL): NXCLOUD's retry stores it
+                raise StoreError("conditional write failed on a record that is gone") from exc
+            return deserialise(raw_item)
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return None
+
+    def _get(self, serialised: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={"pk": serialised["pk"], "sk": serialised["sk"]},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        return response.get("Item")
+
+    def _put_version(self, version: dict[str, Any]) -> None:
+        try:
+            self._client.put_item(
+                TableName=self.table_name, Item=serialise(version), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return  # this copy is kept already
+            raise _refused(exc) or StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _replace(self, serialised: dict[str, Any], stored: dict[str, Any]) -> bool:
+        """Show the new copy and keep the stored one as a version, atomically, if the
+        stored copy is still the one read. False when another writer got there first."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table_name,
+                            "Item": serialised,
+                            "ConditionExpression": "contentHash = :seen",
+                            "ExpressionAttributeValues": serialise({":seen": stored["contentHash"]}),
+                        }
+                    },
+                    {"Put": {"TableName": self.table_name, "Item": serialise(_version_item(stored))}},
+                ]
+            )
+        except ClientError as exc:
+            if _code(exc) != "TransactionCanceledException":
+                raise _refused(exc) or StoreError(str(exc)) from exc
+            reasons = [str(reason.get("Code", "")) for reason in exc.response.get("CancellationReasons", [])]
+            if "ValidationError" in reasons:
+                raise UnstorableError("DynamoDB refused the item in a transaction") from exc
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            if "TransactionConflict" in reasons:
+                time.sleep(0.02)
+                return False
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
+
+    # -- many records (the sync's pages) ------------------------------------------------
+
+    def write_many(
+        self, records: list[CallRecord], received_at: datetime, *, source: str, workers: int = 8
+    ) -> BatchOutcome:
+        """Write many records by the same rule, concurrently. Copies already stored
+        unchanged are found with one batched read and not written again. A record that
+        cannot be stored is returned in ``refused`` (the others are still written);
+        :class:`StoreError` is raised unless every other write was confirmed."""
+        outcome = BatchOutcome()
+        distinct: dict[tuple[str, str, str], CallRecord] = {}
+        for record in records:  # a page may list a copy twice
+            distinct.setdefault((record.nxcloud_id, record.kind, record.content_hash), record)
+        keys = list({(record.nxcloud_id, record.kind) for record in distinct.values()})
+        stored = self._stored_hashes(keys)
+        pending = []
+        for record in distinct.values():
+            if stored.get((record.nxcloud_id, record.kind)) == record.content_hash:
+                outcome.unchanged += 1
+            else:
+                pending.append(record)
+
+        def one(record: CallRecord) -> tuple[CallRecord, WriteResult | Exception]:
+            try:
+                return record, self.write(record, received_at, source=source)
+            except StoreError:
+                raise
+            except Exception as exc:  # the record's own problem: refused, the rest go on
+                return record, exc
+
+        if pending:
+            with ThreadPoolExecutor(max_workers=min(workers, len(pending))) as pool:
+                results = list(pool.map(one, pending))
+            for record, result in results:
+                if isinstance(result, WriteResult):
+                    counters = {"stored": "stored", "updated": "updated", "superseded": "superseded"}
+                    name = counters.get(result.outcome, "unchanged")
+                    setattr(outcome, name, getattr(outcome, name) + 1)
+                elif isinstance(result, UnstorableError):
+                    outcome.refused.append((record, "unstorable", str(result)))
+                else:
+                    outcome.refused.append((record, "unprocessable", f"{type(result).__name__}: {str(result)[:200]}"))
+        return outcome
+
+    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        readable = [key for key in keys if (utf8_bytes(key[0]) or MAX_ID_BYTES + 1) <= MAX_ID_BYTES]
+        for start in range(0, len(readable), 100):
+            pending: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [serialise(record_key(*key)) for key in readable[start : start + 100]],
+                    "ProjectionExpression": "nxcloudId, sk, contentHash",
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                try:
+                    response = self._client.batch_get_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(str(exc)) from exc
+                for raw_item in response.get("Responses", {}).get(self.table_name, []):
+                    version = deserialise(raw_item)
+                    found[(str(version["nxcloudId"]), str(version["sk"]))] = str(version.get("contentHash", ""))
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS asks for exponential backoff
+            else:
+                raise StoreError("DynamoDB left keys unread after 8 attempts")
+        return found

@@ -54,10 +54,19 @@ class Normaliser:
             except ValidationError as exc:
                 if data is payload:
                     data = copy.deepcopy(payload)
+                dropped = False
                 for error in exc.errors(include_url=False, include_input=False):
                     path = _drop(data, tuple(error["loc"]))
+                    dropped = dropped or path is not None
                     # The field and pydantic's reason only: the value may be a number.
-                    self.problems.append(f"{path}: {error['msg']}")
+                    self.problems.append(f"{path or 'body'}: {error['msg']}")
+                if not dropped:
+                    # Nothing to drop: a field name pydantic cannot read at all (JSON's
+                    # lone surrogate escapes). Validate the names escaped instead.
+                    escaped = _escape_surrogates(data)
+                    if escaped == data:
+                        break
+                    data = escaped
         return model.model_validate(data)  # raises: the caller quarantines the body
 
     def time(self, convert: Callable[[], datetime | None], name: str) -> datetime | None:
@@ -96,8 +105,19 @@ class Normaliser:
         )
 
 
-def _drop(data: Any, loc: tuple[Any, ...]) -> str:
-    """Remove the field at ``loc`` (the nearest object key on its path) from ``data``."""
+def _escape_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_escape_surrogates(key): _escape_surrogates(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_escape_surrogates(inner) for inner in value]
+    return value
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> str | None:
+    """Remove the field at ``loc`` (the nearest object key on its path) from ``data``;
+    its dotted path, or None when there was nothing to remove."""
     keys = [index for index, part in enumerate(loc) if isinstance(part, str)]
     for last in reversed(keys):
         container = data
@@ -109,7 +129,7 @@ def _drop(data: Any, loc: tuple[Any, ...]) -> str:
         if isinstance(container, dict) and loc[last] in container:
             del container[loc[last]]
             return ".".join(str(part) for part in loc[: last + 1])
-    return ".".join(str(part) for part in loc) or "body"
+    return None
 
 
 def _add_name(fields: dict[str, Any], name: str, table: Any, value: int | None) -> None:

@@ -59,6 +59,9 @@ def number_ok(value: int | float | Decimal) -> bool:
         decimal = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
         if not decimal.is_finite():
             return False
+        # boto3's context allows exponents DynamoDB refuses (1E+126): check the documented range too.
+        if decimal and not -130 <= decimal.adjusted() <= 125:
+            return False
         DYNAMODB_CONTEXT.create_decimal(decimal)
     except (DecimalException, ValueError, OverflowError):
         return False

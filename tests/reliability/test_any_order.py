@@ -60,7 +60,7 @@ BASES = {
 def copies_and_orders(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]], list[tuple[int, str, bool]], list[int]]:
     kind = draw(st.sampled_from(sorted(MAPPERS)))
     changes = pns_changes if kind == "pns_call_result" else cdr_changes
-    variants = draw(st.lists(changes, min_size=1, max_size=4))
+    variants: list[dict[str, Any]] = draw(st.lists(changes, min_size=1, max_size=4))
     # Each arrival: which variant, from which source, and whether its JSON text differs
     # (key order, white space) though its content does not.
     arrivals = draw(

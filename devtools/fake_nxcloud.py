@@ -2,8 +2,11 @@
 
 It checks the signature and the timestamp of every request as NXCLOUD does, serves
 pages of a generated (or given) record set, and can inject the failures NXCLOUD is
-known for: HTTP 5xx, codes 88/99/1003/1004/1005, a hang past the client's timeout,
-a body that is not JSON, ``data: {}``, a dropped connection.
+known for: HTTP 5xx, codes 88/99/1003/1004/1005, rate limiting (HTTP 429 with a text or
+a JSON body, or code 429 in an HTTP 200), a hang past the client's timeout, a body that
+is not JSON, ``data: {}``, a dropped connection.
+Records are served as given, bad ones included (no ``callId``, unreadable fields); one
+whose ``startTime`` is not a number of milliseconds is served in every window.
 Run it by hand: ``python -m devtools.fake_nxcloud --port 8089 --records 500``.
 """
 
@@ -23,7 +26,21 @@ from typing import Any
 from nxcloud_cdr.nxcloud_api import CDR_PAGE_PATH
 from nxcloud_cdr.signing import verify
 
-FAULTS = ("http500", "code88", "code99", "code1003", "code1004", "code1005", "hang", "malformed", "data_object", "drop")
+FAULTS = (
+    "http500",
+    "http429",  # HTTP 429, text body, ``Retry-After: <retry_after>`` (1 s unless set)
+    "http429_json",  # HTTP 429, {"code": 429, "msg": "rate limited"}, no Retry-After
+    "code88",
+    "code99",
+    "code429",  # HTTP 200, {"code": 429, "msg": "too many requests"}
+    "code1003",
+    "code1004",
+    "code1005",
+    "hang",
+    "malformed",
+    "data_object",
+    "drop",
+)
 # Not secrets: the stand-in's own credentials, printed at start.
 DEFAULT_ACCESS_KEY = "local-access-key"
 DEFAULT_ACCESS_SECRET = "local-access-secret"  # noqa: S105
@@ -85,11 +102,13 @@ class FakeNxcloud:
     host: str = "127.0.0.1"
     port: int = 0
     hang_seconds: float = 2.0
+    retry_after: str | None = "1"  # the Retry-After header of the ``http429`` fault (None: no header)
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     faults: deque[str] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def base_url(self) -> str:
@@ -112,24 +131,31 @@ class FakeNxcloud:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8")
-                status, answer = fake.answer(self.path, dict(self.headers.items()), body)
+                status, answer, *extra = fake.answer(self.path, dict(self.headers.items()), body)
                 if answer is None:  # dropped connection
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                headers = {"Content-Type": "application/json"} | (extra[0] if extra else {})
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a hang past its timeout)
 
+        self._stopping.clear()
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()  # quick stop()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # ends hangs at once
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -141,23 +167,24 @@ class FakeNxcloud:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def answer(self, path: str, headers: dict[str, str], body: str) -> tuple[int, Any]:
+    def answer(self, path: str, headers: dict[str, str], body: str) -> tuple[int, Any, dict[str, str]]:
+        """(HTTP status, body as JSON-able or bytes or None to drop, extra headers).
+
+        A replacement (``monkeypatch``) may return just (status, body).
+        """
+        status, answer, *extra = self._answer(path, headers, body)
+        return status, answer, extra[0] if extra else {}
+
+    def _answer(self, path: str, headers: dict[str, str], body: str) -> tuple[Any, ...]:
         signed = verify(headers, body, self.access_secret)
         lowered = {name.lower(): value for name, value in headers.items()}
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
             self.requests.append({"path": path, "body": body, "signed": signed, "fault": fault})
         if fault == "hang":
-            time.sleep(self.hang_seconds)
-        if fault == "drop":
-            return 200, None
-        if fault == "http500":
-            return 500, b"<html>Internal Server Error</html>"
-        if fault == "malformed":
-            return 200, b'{"code": 0, "data": [ {"callId": '
-        if fault and fault.startswith("code"):
-            code = int(fault.removeprefix("code"))
-            return 200, {"code": code, "msg": f"injected {code}", "data": {}}
+            self._stopping.wait(self.hang_seconds)
+        elif fault is not None and fault != "data_object":
+            return self._fault_reply(fault)
         if path != CDR_PAGE_PATH:
             return 404, {"code": 404, "msg": "not found"}
         if lowered.get("accesskey") != self.access_key or not signed:
@@ -171,18 +198,46 @@ class FakeNxcloud:
             return 200, {"code": 0, "msg": "Request succeeded", "data": {}}
         return 200, {"reqId": "fake", "code": 0, "msg": "Request succeeded", "data": self.page(request)}
 
+    def _fault_reply(self, fault: str) -> tuple[Any, ...]:
+        if fault == "drop":
+            return 200, None
+        if fault == "http500":
+            return 500, b"<html>Internal Server Error</html>"
+        if fault == "http429":
+            extra = {"Content-Type": "text/plain"}
+            if self.retry_after is not None:
+                extra["Retry-After"] = self.retry_after
+            return 429, b"Too Many Requests", extra
+        if fault == "http429_json":
+            return 429, {"code": 429, "msg": "rate limited"}
+        if fault == "code429":
+            return 200, {"code": 429, "msg": "too many requests"}
+        if fault == "malformed":
+            return 200, b'{"code": 0, "data": [ {"callId": '
+        code = int(fault.removeprefix("code"))
+        return 200, {"code": code, "msg": f"injected {code}", "data": {}}
+
     def page(self, request: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             start_s, end_s = int(request["startTime"]), int(request["endTime"])
             page, size = int(request["page"]), min(int(request["size"]), 100)
         except (KeyError, TypeError, ValueError):
             return []
-        # Inclusive bounds on call start, in seconds, oldest first.
+        # Inclusive bounds on call start, in seconds, oldest first; a record without a
+        # readable start is in every window (first), so that bad rows can be served.
+        timed = [(_start_ms(r), r) for r in self.records]
         matching = sorted(
-            (r for r in self.records if start_s <= int(r["startTime"]) // 1000 <= end_s),
-            key=lambda r: (r["startTime"], str(r.get("callId", ""))),
+            ((ms, r) for ms, r in timed if ms is None or start_s <= ms // 1000 <= end_s),
+            key=lambda pair: (-1 if pair[0] is None else pair[0], str(pair[1].get("callId", ""))),
         )
-        return matching[(page - 1) * size : page * size]
+        return [r for _, r in matching[(page - 1) * size : page * size]]
+
+
+def _start_ms(record: dict[str, Any]) -> int | None:
+    try:
+        return int(record["startTime"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def main() -> None:

@@ -42,6 +42,8 @@ def settings(push_env: dict[str, str]) -> SyncSettings:
             "SYNC_WINDOW_MAX_SECONDS": "3600",
             "SYNC_OVERLAP_SECONDS": "600",
             "SYNC_DELAY_SECONDS": "120",
+            # NOW is in 2024 and DynamoDB Local runs TTL: keep quarantine items from expiring.
+            "QUARANTINE_RETENTION_DAYS": "36500",
         }
     )
 

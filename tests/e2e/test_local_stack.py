@@ -153,7 +153,7 @@ def test_quarantine_listing_and_replay(stack):
     items = nxcdr_json(stack, "quarantine")["items"]
     missing = next(item for item in items if item["reason"] == "missing_id")
 
-    replayed = nxcdr(stack, "--json", "replay", missing["pk"])
+    replayed = nxcdr(stack, "--json", "replay", missing["pk"], "--yes", "--force")
 
     assert replayed.returncode == 2  # still bad: answered 400 again, and kept
     assert json.loads(replayed.stdout)["status"] == 400

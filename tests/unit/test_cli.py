@@ -1,11 +1,33 @@
-"""The operator tool's parsing and rendering (its commands run end to end in tests/e2e)."""
+"""The operator tool: parsing and rendering, and its commands against a deployed stack on moto
+(they also run end to end on the local stack in tests/e2e)."""
 
 from __future__ import annotations
 
+import io
+import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
-from nxcloud_cdr.cli import build_parser, parse_time, render_table
+from moto import mock_aws
+from nxcloud_cdr.cli import (
+    build_parser,
+    command_rotate_token,
+    command_urls,
+    local_target,
+    main,
+    parse_time,
+    render_table,
+)
+from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.store import CallStore
+
+from devtools.template import create_tables
 
 
 def test_times_absolute_and_relative():
@@ -39,10 +61,6 @@ def test_commands_and_their_required_arguments():
 
 
 def test_deployed_stack_is_found_from_its_outputs_and_the_token_read_only_when_needed():
-    import json
-
-    import boto3
-    from moto import mock_aws
     from nxcloud_cdr.cli import deployed_target
 
     with mock_aws():
@@ -69,3 +87,308 @@ def test_deployed_stack_is_found_from_its_outputs_and_the_token_read_only_when_n
         assert (target.store.table_name, target.store.quarantine_table_name) == ("records-t", "quarantine-t")
         assert (target.sync_function, target.api_url) == ("sync-fn", outputs["PushApiUrl"])
         assert target.push_token() == "s3cret"
+
+
+# -- commands against a deployed stack on moto, with a stand-in push API -------------------
+
+
+STACK = "nxcloud-cdr"
+FIRST_TOKEN = "first-token-value"  # moto's; never a real one
+NOT_REPLAYABLE = ("invalid_json", "invalid_encoding", "not_an_object", "duplicate_key", "missing_id")
+
+
+class PushApi:
+    """Records what a replay sends and answers with ``status``."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, bytes]] = []
+        self.status = 200
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                api.requests.append((self.path, body))
+                answer = json.dumps({"ok": api.status == 200}).encode()
+                self.send_response(api.status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+class Deployed:
+    def __init__(self, api: PushApi) -> None:
+        self.api = api
+        self.secrets = boto3.client("secretsmanager")
+        self.secret_arn = self.secrets.create_secret(Name="token", SecretString=FIRST_TOKEN)["ARN"]
+        self.dynamodb = boto3.client("dynamodb")
+        names = {"CallRecordsTable": "records-t", "QuarantineTable": "quarantine-t"}
+        create_tables(self.dynamodb, names)
+        self.store = CallStore(self.dynamodb, names["CallRecordsTable"], names["QuarantineTable"])
+        outputs = {
+            "CallRecordsTableName": names["CallRecordsTable"],
+            "QuarantineTableName": names["QuarantineTable"],
+            "CcCdrSyncFunctionName": "sync-fn",
+            "PushApiUrl": api.url,
+            "PushTokenSecretArn": self.secret_arn,
+        }
+        template = {
+            "Parameters": {"PushTokenOverlapHours": {"Type": "Number", "Default": 72}},
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+        }
+        boto3.client("cloudformation").create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "PushTokenOverlapHours", "ParameterValue": "48"}],
+        )
+
+    def token(self, stage: str = "AWSCURRENT") -> str:
+        return str(self.secrets.get_secret_value(SecretId=self.secret_arn, VersionStage=stage)["SecretString"])
+
+    def quarantine(self, body: bytes, reason: str, kind: str = "pns_call_result") -> str:
+        return self.store.quarantine(
+            kind, body, reason=reason, message="m", received_at=datetime(2024, 5, 1, 12, tzinfo=UTC)
+        )
+
+    def item(self, quarantine_id: str) -> dict[str, Any]:
+        item = self.store.quarantined(quarantine_id)
+        assert item is not None
+        return item
+
+
+@pytest.fixture
+def deployed() -> Iterator[Deployed]:
+    api = PushApi()
+    with mock_aws():
+        yield Deployed(api)
+    api.server.shutdown()
+    api.server.server_close()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def nxcdr(*args: str) -> int:
+    return main(["--stack", STACK, "--region", "us-east-1", *args])
+
+
+def test_replay_asks_first_then_sends_the_exact_body_to_its_push_url(deployed, monkeypatch, capsys):
+    body = b'{"callId": "1", "duration": "six"}'
+    quarantine_id = deployed.quarantine(body, "invalid_fields")
+
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    assert nxcdr("replay", quarantine_id) == 1
+    assert deployed.api.requests == []
+    prompt = capsys.readouterr().err
+    assert f"replay {quarantine_id} (invalid_fields) to {deployed.api.url}/v1/pns/call-result/<token>? [y/N]" in prompt
+    leaked = FIRST_TOKEN in prompt
+    assert not leaked
+
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert nxcdr("replay", quarantine_id) == 0
+    [(path, sent)] = deployed.api.requests
+    assert sent == body
+    right_url = path == f"/v1/pns/call-result/{FIRST_TOKEN}"
+    assert right_url
+    item = deployed.item(quarantine_id)
+    assert item["replayStatus"] == 200 and item["replayedAt"]
+
+
+def test_replay_refuses_an_already_replayed_body_unless_forced(deployed, capsys):
+    quarantine_id = deployed.quarantine(b'{"callId": "2"}', "unprocessable")
+    deployed.store.mark_replayed(quarantine_id, status=422, at=datetime(2024, 5, 2, tzinfo=UTC))
+
+    assert nxcdr("replay", quarantine_id, "--yes") == 1
+    assert deployed.api.requests == []
+    assert "already replayed" in capsys.readouterr().err
+
+    deployed.api.status = 422
+    assert nxcdr("replay", quarantine_id, "--yes", "--force") == 2
+    assert len(deployed.api.requests) == 1
+    assert deployed.item(quarantine_id)["replayStatus"] == 422
+
+
+@pytest.mark.parametrize("reason", NOT_REPLAYABLE)
+def test_replay_refuses_reasons_a_fix_cannot_change_unless_forced(deployed, capsys, reason):
+    quarantine_id = deployed.quarantine(f"body of {reason}".encode(), reason)
+
+    assert nxcdr("replay", quarantine_id, "--yes") == 1
+    assert deployed.api.requests == []
+    assert reason in capsys.readouterr().err
+
+    assert nxcdr("replay", quarantine_id, "--yes", "--force") == 0
+    assert len(deployed.api.requests) == 1
+
+
+@pytest.mark.parametrize("reason", ["invalid_fields", "unprocessable", "unstorable", "too_large"])
+def test_replayable_reasons_need_no_force(deployed, reason):
+    quarantine_id = deployed.quarantine(f"body of {reason}".encode(), reason)
+
+    assert nxcdr("replay", quarantine_id, "--yes") == 0
+    assert len(deployed.api.requests) == 1
+
+
+def test_replay_without_a_terminal_needs_yes(deployed, monkeypatch, capsys):
+    quarantine_id = deployed.quarantine(b'{"callId": "3"}', "invalid_fields")
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped: not a terminal, not an answer
+
+    assert nxcdr("replay", quarantine_id) == 1
+    assert deployed.api.requests == []
+    assert "--yes" in capsys.readouterr().err
+    assert nxcdr("--json", "replay", quarantine_id, "--yes") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == 200
+
+
+def test_replay_of_an_unknown_id_is_refused(deployed, capsys):
+    assert nxcdr("replay", "pns_call_result#nothing", "--yes") == 1
+    assert "no quarantined body" in capsys.readouterr().err
+
+
+def test_sync_records_are_not_pushed_but_re_read_by_a_sync_of_their_window(deployed, capsys):
+    with_window = deployed.quarantine(b'{"callId": "", "startTime": 1704067200}', "missing_id", kind="cc_cdr")
+    deployed.dynamodb.update_item(
+        TableName=deployed.store.quarantine_table_name,
+        Key={"pk": {"S": with_window}},
+        UpdateExpression="SET windowFrom = :f, windowTo = :t",
+        ExpressionAttributeValues={":f": {"N": "1704067200"}, ":t": {"N": "1704070800"}},
+    )
+    without = deployed.quarantine(b'{"callId": "c1", "startTime": 1704067200000}', "invalid_fields", kind="cc_cdr")
+
+    assert nxcdr("replay", with_window, "--yes", "--force") == 1
+    assert f"./nxcdr --stack {STACK} sync --since 2024-01-01T00:00:00Z --to 2024-01-01T01:00:00Z" in (
+        capsys.readouterr().err
+    )
+    assert nxcdr("replay", without, "--yes") == 1  # an hour either side of its start time
+    assert "sync --since 2023-12-31T23:00:00Z --to 2024-01-01T01:00:00Z" in capsys.readouterr().err
+    assert deployed.api.requests == []
+
+
+def test_urls_print_every_push_url_with_the_current_token(deployed, capsys):
+    assert nxcdr("urls", "--json") == 0  # --json after the subcommand
+    urls = json.loads(capsys.readouterr().out)["urls"]
+
+    assert sorted(urls) == sorted(PUSH_KINDS)
+    expected = {
+        "pns_call_result": f"{deployed.api.url}/v1/pns/call-result/{FIRST_TOKEN}",
+        "pns_binding_not_exist": f"{deployed.api.url}/v1/pns/binding-not-exist/{FIRST_TOKEN}",
+        "cc_report": f"{deployed.api.url}/v1/cc/report/{FIRST_TOKEN}",
+    }
+    same = urls == expected
+    assert same
+    assert nxcdr("urls") == 0
+    table = capsys.readouterr().out
+    every_url_shown = all(url in table for url in expected.values())
+    assert every_url_shown
+
+
+def test_urls_of_the_local_stack_and_rotation_is_for_deployed_stacks(tmp_path: Path, capsys):
+    state = tmp_path / "stack.json"
+    state.write_text(
+        json.dumps(
+            {
+                "api": "http://127.0.0.1:3000",
+                "dynamodb": "http://127.0.0.1:8000",
+                "tables": {"CallRecordsTable": "r", "QuarantineTable": "q"},
+                "functions": {"CcCdrSyncFunction": "CcCdrSyncFunction"},
+                "pushToken": "local-example-token",
+            }
+        )
+    )
+    target = local_target(state)
+    arguments = build_parser().parse_args(["rotate-token", "--yes"])
+
+    assert command_urls(target, build_parser().parse_args(["urls"])) == 0
+    assert "http://127.0.0.1:3000/v1/cc/report/local-example-token" in capsys.readouterr().out
+    assert command_rotate_token(target, arguments) == 1
+    assert "for deployed stacks" in capsys.readouterr().err
+
+
+def test_rotate_token_makes_a_new_current_token_and_keeps_the_old_as_previous(deployed, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    assert nxcdr("rotate-token") == 1
+    unchanged = deployed.token() == FIRST_TOKEN
+    assert unchanged
+
+    assert nxcdr("rotate-token", "--yes") == 0
+    output = capsys.readouterr().out
+    new = deployed.token()
+    previous_is_first = deployed.token("AWSPREVIOUS") == FIRST_TOKEN
+    assert previous_is_first
+    assert new != FIRST_TOKEN and len(new) == 40 and new.isalnum()
+    shows_new_urls = f"{deployed.api.url}/v1/pns/call-result/{new}" in output
+    assert shows_new_urls
+    assert "48 hours" in output  # the stack's PushTokenOverlapHours
+    assert "NXCLOUD" in output
+
+    # A second rotation within the overlap would refuse the first URLs at once.
+    assert nxcdr("rotate-token", "--yes") == 1
+    assert "--force" in capsys.readouterr().err
+    still_new = deployed.token() == new
+    assert still_new
+    assert nxcdr("rotate-token", "--yes", "--force") == 0
+    only_last_previous = deployed.token("AWSPREVIOUS") == new
+    assert only_last_previous
+
+
+def test_kind_must_be_known_and_json_is_accepted_after_the_subcommand(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["list", "--json"]).json is True
+    assert parser.parse_args(["--json", "list"]).json is True
+    assert parser.parse_args(["list"]).json is False
+    assert parser.parse_args(["show", "1", "--kind", "cc_cdr"]).kind == "cc_cdr"
+    for command in (["list", "--kind", "pns"], ["show", "1", "--kind", "cdr"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(command)
+        error = capsys.readouterr().err
+        assert all(kind in error for kind in ("pns_call_result", "pns_binding_not_exist", "cc_report", "cc_cdr"))
+
+
+def test_aws_errors_are_one_line_not_a_traceback(monkeypatch, capsys, tmp_path):
+    with mock_aws():
+        assert nxcdr("urls") == 1  # no such stack
+    error = capsys.readouterr().err
+    assert error.startswith("nxcdr: ") and error.count("\n") == 1 and "does not exist" in error
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    assert nxcdr("urls") == 1
+    error = capsys.readouterr().err
+    assert error.startswith("nxcdr: no AWS credentials") and error.count("\n") == 1
+
+
+def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
+    from nxcloud_cdr.cli import Target
+
+    put: list[str] = []
+    target = Target(
+        store=None,  # type: ignore[arg-type]
+        lambda_client=None,
+        sync_function="",
+        api_url="https://api.example",
+        push_token=lambda: "",
+        put_push_token=put.append,
+        last_rotation=lambda: datetime.now(tz=UTC) - timedelta(hours=49),
+        stack=STACK,
+        overlap_hours=48,
+    )
+
+    assert command_rotate_token(target, build_parser().parse_args(["rotate-token", "--yes"])) == 0
+    assert len(put) == 1
+    target.last_rotation = lambda: datetime.now(tz=UTC) - timedelta(hours=47)
+    assert command_rotate_token(target, build_parser().parse_args(["rotate-token", "--yes"])) == 1
+    assert len(put) == 1

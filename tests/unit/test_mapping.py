@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from nxcloud_cdr.mapping import (
@@ -264,7 +265,7 @@ def test_amount_out_of_range_is_not_a_number_field():
 
 
 def test_rank_orders_copies_by_completeness_then_latest_time_then_hash():
-    def copy_of(**fields):
+    def copy_of(**fields: object) -> Any:
         payload = {"callId": "1", "startAt": 1671440452, **fields}
         return map_pns_call_result(payload, json.dumps(payload), UTC8)
 

@@ -117,7 +117,15 @@ SECRET_LIKE = re.compile(r"(?i)(secret|token|password|access_?key)")
 
 def test_no_parameter_default_looks_like_a_secret():
     for name, parameter in TEMPLATE["Parameters"].items():
-        assert not SECRET_LIKE.search(name) or "Default" not in parameter, name
+        # A number (PushTokenOverlapHours) is a setting, never a secret.
+        assert not SECRET_LIKE.search(name) or "Default" not in parameter or parameter["Type"] == "Number", name
+
+
+def test_previous_push_token_overlap_is_a_parameter_of_the_push_functions():
+    parameter = TEMPLATE["Parameters"]["PushTokenOverlapHours"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 72, 1)
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["PUSH_TOKEN_OVERLAP_HOURS"] == {"Ref": "PushTokenOverlapHours"}
 
 
 def test_samconfig_holds_no_secret():

@@ -1,4 +1,4 @@
-"""nxcdr: look at stored records, replay quarantined pushes, run the sync.
+"""nxcdr: look at stored records, replay quarantined pushes, run the sync, print and rotate the push URLs.
 
 Works against the local stack (``make local``; the default when it is running) and
 against a deployed stack (``--stack NAME``, with boto3's usual profile and region).
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import string
 import sys
 import urllib.error
 import urllib.request
@@ -22,11 +24,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from .kinds import PUSH_KINDS
 from .phones import normalise_number
-from .store import CallStore, Page
-from .times import now_utc
+from .store import CallStore, Page, StoreError
+from .times import from_epoch, iso_utc, now_utc
 
 # A run of the sync may take the function's whole timeout; an Invoke is never repeated.
 INVOKE_CONFIG = Config(read_timeout=960, connect_timeout=10, retries={"total_max_attempts": 1})
@@ -43,6 +46,19 @@ RECORD_COLUMNS = (
     "statusName",
 )
 QUARANTINE_COLUMNS = ("pk", "reason", "attempts", "lastSeenAt", "bodySize", "replayStatus", "message")
+# Every stored kind: the push kinds and the sync's (nxcloud_cdr.sync.KIND).
+SYNC_KIND = "cc_cdr"
+RECORD_KINDS = (*PUSH_KINDS, SYNC_KIND)
+# Quarantine reasons a deployed fix can change (a field the models could not read, a
+# mapping bug, a write that failed, a limit raised). The others are the body itself
+# (not JSON, not UTF-8, no id...): replaying it gives the same answer; --force anyway.
+REPLAYABLE_REASONS = ("invalid_fields", "unprocessable", "unstorable", "too_large")
+# The template's PushTokenOverlapHours default, for stacks that predate the parameter.
+DEFAULT_OVERLAP_HOURS = 72
+# Like the token the stack generates (40 characters, no punctuation): safe in a URL
+# path, a shell and a double-click. 40 x log2(62) = 238 bits.
+TOKEN_ALPHABET = string.ascii_letters + string.digits
+TOKEN_LENGTH = 40
 
 
 @dataclass
@@ -53,6 +69,12 @@ class Target:
     api_url: str
     # Read only when needed (a replay): for a deployed stack it is a Secrets Manager call.
     push_token: Callable[[], str]
+    # Deployed stacks only: makes a value the secret's AWSCURRENT version (a rotation).
+    put_push_token: Callable[[str], None] | None = None
+    # When the last rotation made the current token (None: never rotated).
+    last_rotation: Callable[[], datetime | None] = lambda: None
+    stack: str | None = None
+    overlap_hours: int = DEFAULT_OVERLAP_HOURS
 
 
 def local_target(state_path: Path = LOCAL_STATE) -> Target:
@@ -73,20 +95,45 @@ def local_target(state_path: Path = LOCAL_STATE) -> Target:
 
 def deployed_target(stack: str, profile: str | None, region: str | None) -> Target:
     session = boto3.Session(profile_name=profile, region_name=region)
-    outputs = {
-        output["OutputKey"]: output["OutputValue"]
-        for output in session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
-    }
+    description = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in description.get("Outputs", [])}
+    parameters = {item["ParameterKey"]: item.get("ParameterValue") for item in description.get("Parameters", [])}
+    needed = (
+        "CallRecordsTableName",
+        "QuarantineTableName",
+        "CcCdrSyncFunctionName",
+        "PushApiUrl",
+        "PushTokenSecretArn",
+    )
+    if missing := [name for name in needed if name not in outputs]:
+        raise SystemExit(f"stack {stack} has no output {', '.join(missing)}: is it an nxcloud-cdr stack?")
 
-    secrets = session.client("secretsmanager")
+    secret_id = outputs["PushTokenSecretArn"]
+    secrets_manager = session.client("secretsmanager")
+
+    def put_push_token(value: str) -> None:
+        # Secrets Manager labels the new version AWSCURRENT and moves AWSPREVIOUS to
+        # the version that was current: the functions accept both during the overlap.
+        secrets_manager.put_secret_value(SecretId=secret_id, SecretString=value)
+
+    def last_rotation() -> datetime | None:
+        try:
+            secrets_manager.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
+        except secrets_manager.exceptions.ResourceNotFoundException:
+            return None
+        created: datetime = secrets_manager.get_secret_value(SecretId=secret_id)["CreatedDate"]
+        return created
+
     return Target(
         store=CallStore(session.client("dynamodb"), outputs["CallRecordsTableName"], outputs["QuarantineTableName"]),
         lambda_client=session.client("lambda", config=INVOKE_CONFIG),
         sync_function=outputs["CcCdrSyncFunctionName"],
         api_url=outputs["PushApiUrl"],
-        push_token=lambda: str(
-            secrets.get_secret_value(SecretId=outputs["PushTokenSecretArn"])["SecretString"]
-        ).strip(),
+        push_token=lambda: str(secrets_manager.get_secret_value(SecretId=secret_id)["SecretString"]).strip(),
+        put_push_token=put_push_token,
+        last_rotation=last_rotation,
+        stack=stack,
+        overlap_hours=int(parameters.get("PushTokenOverlapHours") or DEFAULT_OVERLAP_HOURS),
     )
 
 
@@ -192,6 +239,94 @@ def command_quarantine(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def confirm(question: str) -> bool:
+    """Ask on the terminal (stderr, so that --json output stays clean); no terminal, no."""
+    if not sys.stdin.isatty():
+        sys.stderr.write(f"{question}\nnot done: no terminal to ask on (--yes does it without asking)\n")
+        return False
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
+def push_urls(target: Target, token: str) -> dict[str, str]:
+    """The push URL of each push kind, with ``token`` in it."""
+    base = target.api_url.rstrip("/")
+    return {name: base + kind.path.replace("{token}", token) for name, kind in PUSH_KINDS.items()}
+
+
+def _emit_urls(arguments: argparse.Namespace, urls: dict[str, str], extra: dict[str, Any], note: str = "") -> None:
+    table = render_table([{"kind": kind, "url": url} for kind, url in urls.items()], ("kind", "url"))
+    _emit(arguments, {"urls": urls, **extra}, table + (f"\n\n{note}" if note else ""))
+
+
+def command_urls(target: Target, arguments: argparse.Namespace) -> int:
+    _emit_urls(arguments, push_urls(target, target.push_token()), {"stack": target.stack})
+    return 0
+
+
+def new_push_token() -> str:
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def command_rotate_token(target: Target, arguments: argparse.Namespace) -> int:
+    if target.put_push_token is None:
+        sys.stderr.write(
+            "rotate-token is for deployed stacks (--stack NAME). Locally the token is PUSH_TOKEN in local.env "
+            "(PUSH_TOKEN_PREVIOUS keeps an old one accepted): edit it and restart `make local`.\n"
+        )
+        return 1
+    hours = target.overlap_hours
+    last = target.last_rotation()
+    if last is not None and now_utc() < last + timedelta(hours=hours) and not arguments.force:
+        sys.stderr.write(
+            f"the last rotation was at {_iso(last)}: the URLs before it are accepted until "
+            f"{_iso(last + timedelta(hours=hours))}, and another rotation now refuses them at once "
+            "(only one previous token is kept); --force rotates anyway\n"
+        )
+        return 1
+    question = (
+        f"rotate the push token of stack {target.stack}? The current push URLs keep working for {hours} hours only."
+    )
+    if not arguments.yes and not confirm(question):
+        sys.stderr.write("not rotated\n")
+        return 1
+    token = new_push_token()
+    target.put_push_token(token)
+    note = (
+        "The push token is rotated. Give NXCLOUD these new URLs (PNS URLs to NXCLOUD's team; the call-centre URL\n"
+        "under Account Management -> Voice Application Management). The functions accept the new token within\n"
+        f"5 minutes; the old URLs keep working for {hours} hours (PushTokenOverlapHours), then get 403.\n"
+        "Rotate again only after that: only one previous token is accepted."
+    )
+    _emit_urls(arguments, push_urls(target, token), {"stack": target.stack, "previousAcceptedForHours": hours}, note)
+    return 0
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _sync_window(item: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The call-time window that re-reads a quarantined sync record: the one the sync
+    read it in when the item says, else an hour around the record's start time, else
+    the day before it was quarantined."""
+    start, end = (
+        from_epoch(_plain(item.get("windowFrom")), unit="s"),
+        from_epoch(_plain(item.get("windowTo")), unit="s"),
+    )
+    if start and end:
+        return start, end
+    try:
+        began = from_epoch(json.loads(item["body"]).get("startTime"))
+    except (ValueError, TypeError, AttributeError):
+        began = None
+    if began:
+        return began - timedelta(hours=1), began + timedelta(hours=1)
+    seen = parse_time(str(item.get("firstSeenAt") or iso_utc(now_utc())))
+    return seen - timedelta(days=1), seen
+
+
 def command_replay(target: Target, arguments: argparse.Namespace) -> int:
     """Send a quarantined body again, byte for byte, to its push URL: after a fix is
     deployed it takes the path NXCLOUD's push takes."""
@@ -199,9 +334,37 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
     if item is None:
         sys.stderr.write(f"no quarantined body {arguments.id}\n")
         return 1
-    kind = PUSH_KINDS.get(str(item["kind"]))
+    reason = str(item.get("reason", ""))
+    if item.get("kind") == SYNC_KIND:
+        start, end = _sync_window(item)
+        stack = f" --stack {target.stack}" if target.stack else ""
+        sys.stderr.write(
+            f"{SYNC_KIND} records come from the sync, not from a push: after the fix, read their window again with\n"
+            f"  ./nxcdr{stack} sync --since {_iso(start)} --to {_iso(end)}\n"
+        )
+        return 1
+    kind = PUSH_KINDS.get(str(item.get("kind")))
     if kind is None:
-        sys.stderr.write(f"{item['kind']} records are not pushed; run a sync or a backfill instead\n")
+        sys.stderr.write(f"{item.get('kind')} records are not pushed; run a sync or a backfill instead\n")
+        return 1
+    if item.get("bodyTruncated"):
+        sys.stderr.write(f"{arguments.id} was kept truncated (too large even compressed): it cannot be replayed\n")
+        return 1
+    if item.get("replayedAt") and not arguments.force:
+        sys.stderr.write(
+            f"{arguments.id} was already replayed at {item['replayedAt']} (answer {item.get('replayStatus')}); "
+            "--force replays it again\n"
+        )
+        return 1
+    if reason not in REPLAYABLE_REASONS and not arguments.force:
+        sys.stderr.write(
+            f"{arguments.id} was quarantined as {reason}: the body itself is at fault, and a replay would get the same "
+            f"answer (replayable: {', '.join(REPLAYABLE_REASONS)}); --force replays it anyway\n"
+        )
+        return 1
+    shown = target.api_url.rstrip("/") + kind.path.replace("{token}", "<token>")
+    if not arguments.yes and not confirm(f"replay {arguments.id} ({reason}) to {shown}?"):
+        sys.stderr.write("not replayed\n")
         return 1
     url = target.api_url.rstrip("/") + kind.path.replace("{token}", target.push_token())
     request = urllib.request.Request(  # noqa: S310 - the stack's own push URL
@@ -212,6 +375,10 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
             status, answer = response.status, response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as error:
         status, answer = error.code, error.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, TimeoutError) as error:
+        reason_text = getattr(error, "reason", error)
+        sys.stderr.write(f"not replayed: the push API at {target.api_url} did not answer ({reason_text})\n")
+        return 1
     target.store.mark_replayed(arguments.id, status=status, at=now_utc())
     _emit(
         arguments,
@@ -238,49 +405,94 @@ def command_sync(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _global_options(parser: argparse.ArgumentParser, *, anywhere: bool) -> None:
+    # Given after the subcommand too (`nxcdr list --json`): there they default to
+    # SUPPRESS, so that they never reset a value given before it.
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if anywhere else value
+
+    parser.add_argument(
+        "--stack", default=default(None), help="deployed stack name (default: the local stack of `make local`)"
+    )
+    parser.add_argument("--profile", default=default(None), help="AWS profile (deployed stacks)")
+    parser.add_argument("--region", default=default(None), help="AWS region (deployed stacks)")
+    parser.add_argument("--json", action="store_true", default=default(False), help="JSON instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nxcdr", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--stack", help="deployed stack name (default: the local stack of `make local`)")
-    parser.add_argument("--profile", help="AWS profile (deployed stacks)")
-    parser.add_argument("--region", help="AWS region (deployed stacks)")
-    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _global_options(parser, anywhere=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, anywhere=True)
     commands = parser.add_subparsers(dest="command", required=True)
+    kinds = ", ".join(RECORD_KINDS)
 
-    show = commands.add_parser("show", help="one record by its NXCLOUD id (every kind that has it)")
+    show = commands.add_parser("show", parents=[common], help="one record by its NXCLOUD id (every kind that has it)")
     show.add_argument("id")
-    show.add_argument("--kind", help="only this kind (pns_call_result, pns_binding_not_exist, cc_report, cc_cdr)")
+    show.add_argument("--kind", choices=RECORD_KINDS, metavar="KIND", help=f"only this kind ({kinds})")
     show.set_defaults(run=command_show)
 
     paged = argparse.ArgumentParser(add_help=False)
     paged.add_argument("--limit", type=int, default=50)
     paged.add_argument("--cursor", help="the cursor a previous page printed")
 
-    listing = commands.add_parser("list", parents=[paged], help="records of one kind by call start time, oldest first")
-    listing.add_argument("--kind", default="pns_call_result")
+    listing = commands.add_parser(
+        "list", parents=[common, paged], help="records of one kind by call start time, oldest first"
+    )
+    listing.add_argument(
+        "--kind", default="pns_call_result", choices=RECORD_KINDS, metavar="KIND", help=f"{kinds}; default: %(default)s"
+    )
     listing.add_argument(
         "--since", help="ISO-8601 (UTC unless a zone is given) or 2d/36h ago; default: 7 days before --to"
     )
     listing.add_argument("--to", help="ISO-8601; default: now")
     listing.set_defaults(run=command_list)
 
-    number = commands.add_parser("number", parents=[paged], help="records involving a phone number, newest first")
+    number = commands.add_parser(
+        "number", parents=[common, paged], help="records involving a phone number, newest first"
+    )
     number.add_argument("number")
     number.set_defaults(run=command_number)
 
-    binding = commands.add_parser("binding", parents=[paged], help="calls of one binding, newest first")
+    binding = commands.add_parser("binding", parents=[common, paged], help="calls of one binding, newest first")
     which = binding.add_mutually_exclusive_group(required=True)
     which.add_argument("--bind-id")
     which.add_argument("--customer-bind-id")
     binding.set_defaults(run=command_binding)
 
-    quarantine = commands.add_parser("quarantine", parents=[paged], help="bodies kept instead of stored")
+    quarantine = commands.add_parser("quarantine", parents=[common, paged], help="bodies kept instead of stored")
     quarantine.set_defaults(run=command_quarantine)
 
-    replay = commands.add_parser("replay", help="send a quarantined body to its push URL again")
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="send a quarantined body to its push URL again (after a fix is deployed)",
+        description="Exit status: 0 answered 200, 2 answered otherwise, 1 not replayed.",
+    )
     replay.add_argument("id", help="the quarantine id (pk) that `quarantine` lists")
+    replay.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    replay.add_argument(
+        "--force",
+        action="store_true",
+        help="replay also a body already replayed, or one whose reason a fix cannot change",
+    )
     replay.set_defaults(run=command_replay)
 
-    sync = commands.add_parser("sync", help="run the CDR sync now, or a backfill with --since/--to")
+    urls = commands.add_parser("urls", parents=[common], help="the push URLs to give NXCLOUD, token included")
+    urls.set_defaults(run=command_urls)
+
+    rotate = commands.add_parser(
+        "rotate-token",
+        parents=[common],
+        help="put a new push token (deployed stacks); the old URLs keep working for PushTokenOverlapHours",
+    )
+    rotate.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    rotate.add_argument(
+        "--force", action="store_true", help="rotate even while the token before the last rotation is accepted"
+    )
+    rotate.set_defaults(run=command_rotate_token)
+
+    sync = commands.add_parser("sync", parents=[common], help="run the CDR sync now, or a backfill with --since/--to")
     sync.add_argument("--since", help="backfill from (ISO-8601, or 2d / 36h ago); leaves the checkpoint alone")
     sync.add_argument("--to")
     sync.set_defaults(run=command_sync)
@@ -289,10 +501,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    target = (
-        deployed_target(arguments.stack, arguments.profile, arguments.region) if arguments.stack else local_target()
-    )
-    code: int = arguments.run(target, arguments)
+    try:
+        target = (
+            deployed_target(arguments.stack, arguments.profile, arguments.region) if arguments.stack else local_target()
+        )
+        code: int = arguments.run(target, arguments)
+    except NoCredentialsError:
+        sys.stderr.write("nxcdr: no AWS credentials found: use --profile, or set them as boto3 reads them\n")
+        return 1
+    except (BotoCoreError, ClientError, StoreError) as error:
+        sys.stderr.write("nxcdr: " + " ".join(str(error).split()) + "\n")
+        return 1
     return code
 
 

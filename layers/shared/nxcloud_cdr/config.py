@@ -21,7 +21,8 @@ from .times import parse_zone
 class StoreSettings(BaseModel):
     """What every function that writes records needs."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # A validation error would otherwise quote the environment, secrets included.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     quarantine_table_name: str = Field(alias="QUARANTINE_TABLE_NAME", min_length=1)
@@ -50,13 +51,21 @@ class PushSettings(StoreSettings):
     push_token_secret_id: str = Field(default="", alias="PUSH_TOKEN_SECRET_ID")
     # The token itself, for local runs and tests only: the template never sets it.
     push_token: str = Field(default="", alias="PUSH_TOKEN", repr=False)
+    # The token before a rotation, also accepted while set (local runs and tests only;
+    # deployed stacks read the secret's AWSPREVIOUS version).
+    push_token_previous: str = Field(default="", alias="PUSH_TOKEN_PREVIOUS", repr=False)
     push_token_max_age_seconds: int = Field(default=300, alias="PUSH_TOKEN_MAX_AGE_SECONDS", ge=0)
+    # How long after a rotation the previous token is still accepted (template
+    # parameter PushTokenOverlapHours): the time to give NXCLOUD the new URLs.
+    push_token_overlap_hours: int = Field(default=72, alias="PUSH_TOKEN_OVERLAP_HOURS", ge=1)
     max_body_bytes: int = Field(default=65536, alias="MAX_BODY_BYTES", ge=1024)
 
     @model_validator(mode="after")
     def _check_token(self) -> Self:
         if not self.push_token_secret_id and not self.push_token:
             raise ValueError("set PUSH_TOKEN_SECRET_ID (deployed) or PUSH_TOKEN (local runs)")
+        if self.push_token_previous and not self.push_token:
+            raise ValueError("PUSH_TOKEN_PREVIOUS is for local runs: set PUSH_TOKEN beside it")
         return self
 
 

@@ -131,12 +131,15 @@ class Receiver:
         request = read_request(event)
         logger.append_keys(pushType=self.kind.name, apiRequestId=request.request_id)
         try:
-            authorised = self.rt.token.matches(request.path_token)
+            which = self.rt.token.match(request.path_token)
         except Exception:
             logger.exception("push token could not be read")
             count("ConfigErrors")
             return error_response(503, "not_configured", "the receiver cannot check tokens; retry later")
-        if not authorised:
+        if which == "previous":
+            # Until NXCLOUD uses the new URLs; this falls to 0 before the overlap ends.
+            count("PushesOnPreviousToken")
+        if which is None:
             logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
             count("Forbidden")
             return error_response(403, "forbidden", "wrong or missing token in the push URL")
@@ -199,6 +202,14 @@ def make_handler(kind: PushKind) -> Handler:
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_dimension(name="PushType", value=kind.name)
-        return Receiver(kind, runtime()).receive(event)
+        try:
+            rt = runtime()
+        except Exception:
+            # Wrong settings or no AWS client: ours to fix, and NXCLOUD's retries must
+            # find the push still unanswered then, so 503 rather than a 500.
+            logger.exception("the receiver is not configured")
+            count("ConfigErrors")
+            return error_response(503, "not_configured", "the receiver is not configured; retry later")
+        return Receiver(kind, rt).receive(event)
 
     return handler

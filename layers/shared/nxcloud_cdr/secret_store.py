@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
+from botocore.config import Config
+
+# A read runs inside a push: a hanging Secrets Manager must not take the function's
+# whole timeout (a failed refresh of the push token falls back on the cached value).
+SECRETS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"})
 
 
-def secret_string(secret_id: str) -> str:
-    client = boto3.client("secretsmanager")
+def secrets_client() -> Any:
+    """A plain boto3 client (Powertools ``parameters`` costs ~170 ms more to import).
+    Callers that read often keep theirs for the container's lifetime."""
+    return boto3.client("secretsmanager", config=SECRETS_CONFIG)
+
+
+def secret_string(secret_id: str, client: Any = None) -> str:
+    client = client or secrets_client()
     return str(client.get_secret_value(SecretId=secret_id)["SecretString"])

@@ -392,3 +392,23 @@ def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
     target.last_rotation = lambda: datetime.now(tz=UTC) - timedelta(hours=47)
     assert command_rotate_token(target, build_parser().parse_args(["rotate-token", "--yes"])) == 1
     assert len(put) == 1
+
+
+def test_show_lists_the_other_copies_received_and_what_was_not_normalised(deployed, capsys):
+    from nxcloud_cdr.mapping import map_pns_call_result
+    from nxcloud_cdr.times import parse_zone
+    from nxcloud_cdr.write_rule import RecordWriter
+
+    writer = RecordWriter(deployed.store._client, deployed.store.table_name)
+    for body in ('{"callId":"7","duration":"six","recordFile":"r.mp3"}', '{"callId":"7"}'):
+        writer.write(
+            map_pns_call_result(json.loads(body), body, parse_zone("+08:00")), datetime.now(UTC), source="push"
+        )
+
+    assert nxcdr("show", "7") == 0
+    shown = capsys.readouterr().out
+    assert "not normalised: duration: Input should be a valid integer" in shown
+    assert "other copy received" in shown and '{"callId":"7"}\n' in shown
+    assert nxcdr("--json", "show", "7") == 0
+    [item] = json.loads(capsys.readouterr().out)
+    assert [version["raw"] for version in item["versions"]] == ['{"callId":"7"}']

@@ -197,6 +197,8 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
     if not items:
         sys.stderr.write(f"no record with id {arguments.id}\n")
         return 1
+    for item in items:
+        item["versions"] = target.store.versions(arguments.id, str(item["kind"]))
     if arguments.json:
         _emit(arguments, items, "")
         return 0
@@ -204,6 +206,13 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
         summary = render_table([item], RECORD_COLUMNS)
         fields = json.dumps(_plain(item.get("fields", {})), indent=2, ensure_ascii=False, sort_keys=True)
         sys.stdout.write(f"{summary}\n\nfields:\n{fields}\n\nraw (as received):\n{item.get('raw', '')}\n\n")
+        for problem in item.get("problems", []):
+            sys.stdout.write(f"not normalised: {problem}\n")
+        for version in item["versions"]:
+            sys.stdout.write(
+                f"other copy received {version.get('receivedAt', '')} from {version.get('source', '')} "
+                f"(ranks lower than the one shown):\n{version.get('raw', '')}\n\n"
+            )
     return 0
 
 

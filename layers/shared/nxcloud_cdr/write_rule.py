@@ -25,7 +25,6 @@ conditional write, as before; only a differing copy costs more.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -305,6 +304,9 @@ class RecordWriter:
                 return record, exc
 
         if pending:
+            # Imported here: only the sync writes many, and a push's cold start should not pay for it.
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
             with ThreadPoolExecutor(max_workers=min(workers, len(pending))) as pool:
                 results = list(pool.map(one, pending))
             for record, result in results:

@@ -270,8 +270,8 @@ def test_backfill_that_runs_out_of_time_says_how_to_resume(ddb, push_env, fake, 
     report = make_sync(remaining_ms=lambda: next(budget)).backfill(old_s, old_s + 86_400)
 
     assert report.status == "partial"
-    assert report.resume == {"from": report.reached, "to": old_s + 86_400}
-    rest = make_sync().backfill(report.resume["from"], report.resume["to"])
+    assert report.resume == {"from": report.reached, "to": old_s + 86_400, "window": 3600}
+    rest = make_sync().backfill(report.resume["from"], report.resume["to"], report.resume["window"])
     assert rest.status == "complete"
     assert_table_is_data_set(ddb, push_env, fake.records)
 
@@ -329,3 +329,66 @@ def test_checkpoint_never_moves_back(ddb, settings):
     state.advance(1_000, now_iso="y")
 
     assert state.checkpoint() == 2_000
+
+
+def test_window_too_busy_for_one_run_is_read_again_smaller(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(900, FIRST_MS, 3_600_000, seed=3)  # 9 pages in the first window
+    state = SyncState(ddb, settings.table_name, "cc_cdr")
+    runs = []
+    for _ in range(8):
+        budget = iter([600_000] * 8 + [0] * 1000)  # about four pages a run
+        report = make_sync(remaining_ms=lambda budget=budget: next(budget)).run_scheduled()
+        runs.append((report.status, report.window_seconds, report.windows))
+        if report.status == "complete":
+            break
+
+    assert runs[0] == ("partial", 3600, 0) and runs[1][1] == 1800  # halved: one window took the whole run
+    sizes = [seconds for _, seconds, _ in runs]
+    assert sizes == sorted(sizes, reverse=True)  # no growing back while behind
+    assert sum(windows for _, _, windows in runs[1:]) >= 3  # and it moves on
+    assert min(seconds for _, seconds, _ in runs) >= 600 + 60  # never below the overlap and a minute
+    finish = make_sync().run_scheduled()
+    assert finish.status == "complete"
+    for _ in range(3):  # caught up: it grows back, doubling each run
+        make_sync().run_scheduled()
+    assert state.window_seconds() == 3600
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_record_that_moves_between_pages_between_two_runs_is_not_missed(ddb, push_env, fake, make_sync):
+    records = generate_records(250, FIRST_MS + 3_000_000, 600_000, seed=5)  # one window, 3 pages
+    fake.records = sorted(records, key=lambda r: (r["startTime"], r["callId"]))
+    budget = iter([600_000] * 4 + [0] * 1000)  # pages 1 and 2, then out of time
+    assert make_sync(remaining_ms=lambda: next(budget)).run_scheduled().status == "partial"
+    # NXCLOUD corrects a record of page 1: it moves to the end, every later row one place up.
+    fake.records[0]["startTime"] = fake.records[-1]["startTime"]
+
+    make_sync().run_scheduled()
+
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_rows_that_are_not_records_or_repeat_a_field_are_quarantined_one_by_one(ddb, push_env, fake, make_sync):
+    good = generate_records(3, FIRST_MS, 60_000)
+    fake.records = good
+    original = fake.page
+
+    def page(request):
+        rows = original(request)
+        return [*rows, None, "text"] if request["page"] == 1 and request["startTime"] <= FIRST_MS // 1000 else rows
+
+    fake.page = page
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete" and report.rejected >= 2
+    reasons = {item["reason"] for item in scan(ddb, push_env["QUARANTINE_TABLE_NAME"])}
+    assert reasons == {"not_an_object"}
+    assert_table_is_data_set(ddb, push_env, good)
+
+
+def test_rows_without_ids_on_full_pages_do_not_look_like_a_repeated_page(ddb, push_env, fake, make_sync):
+    fake.records = [{"startTime": FIRST_MS + n, "caller": f"1{n}"} for n in range(250)]
+
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete" and report.rejected == 250

@@ -108,6 +108,21 @@ HOSTILE = [
     ("the id as an object", "pns_call_result", b'{"callId":{"a":1}}', 400),
     ("numbers as ids", "pns_call_result", b'{"callId":1604763745256783872}', 200),
     ("NUL characters", "pns_call_result", b'{"callId":"z\\u0000","x":"\\u0000"}', 200),
+    ("an integer of 5,000 digits", "pns_call_result", b'{"callId":"big-int","n":' + b"7" * 5000 + b"}", 200),
+    (
+        "64 KiB of numbers DynamoDB cannot hold",
+        "pns_call_result",
+        b'{"callId":"many-inf","x":[' + b",".join([b"1e400"] * 10000) + b"]}",
+        200,
+    ),
+    ("10,000 values of the wrong type", "cc_report", cc(labels=[True] * 10000), 200),
+    ("a bad field in a body nested 600 levels", "pns_call_result", pns(duration="six", x=nested(600, 1, "array")), 200),
+    (
+        "a JSON number bigger than any float",
+        "cc_report",
+        cc(totalCustomerPrice=1, mos=None).replace(b'"mos": null', b'"mos": 1e99999'),
+        200,
+    ),
     (
         "almost 64 KiB of fields",
         "cc_report",
@@ -123,6 +138,17 @@ def test_each_hostile_example_ends_stored_or_quarantined(ddb, store, invoke, cas
 
     assert response["statusCode"] == status, body_of(response)
     check_outcome(store, kind, body, response)
+
+
+def test_copies_that_differ_beyond_float_precision_are_both_kept(ddb, store, invoke):
+    first, second = b'{"callId":"prec-1","amount":0.30000000000000001}', b'{"callId":"prec-1","amount":0.3}'
+
+    answers = [body_of(push(invoke, "pns_call_result", body))["outcome"] for body in (first, second)]
+
+    assert answers[0] == "stored" and answers[1] in ("updated", "superseded")
+    [item] = store.get("prec-1", "pns_call_result")
+    raws = {item["raw"], *(version["raw"] for version in store.versions("prec-1"))}
+    assert raws == {first.decode(), second.decode()}
 
 
 def test_out_of_range_call_start_with_retention_on(ddb, store, invoke, monkeypatch):
@@ -147,7 +173,7 @@ def test_what_could_not_be_normalised_is_noted_on_the_item(ddb, store, invoke):
     [item] = store.get("p1", "pns_call_result")
     assert item["raw"] == body.decode()
     assert item["callerNumber"] == "8521" and "durationSec" not in item and "callStartUtc" not in item
-    assert item["fields"]["n"] == "inf"  # kept as text; raw has the exact "1e400"
+    assert item["fields"]["n"] == "1E+400"  # kept as text, its value exact
     assert sorted(problem.split(":")[0] for problem in item["problems"]) == [
         "duration",  # left out of durationSec
         "fields",  # the field with no name

@@ -218,6 +218,14 @@ def test_replay_refuses_an_already_replayed_body_unless_forced(deployed, capsys)
     assert deployed.item(quarantine_id)["replayStatus"] == 422
 
 
+def test_replay_that_got_no_answer_from_the_store_can_be_tried_again(deployed):
+    quarantine_id = deployed.quarantine(b'{"callId": "3"}', "unprocessable")
+    deployed.store.mark_replayed(quarantine_id, status=503, at=datetime(2024, 5, 2, tzinfo=UTC))
+
+    assert nxcdr("replay", quarantine_id, "--yes") == 0
+    assert len(deployed.api.requests) == 1
+
+
 @pytest.mark.parametrize("reason", NOT_REPLAYABLE)
 def test_replay_refuses_reasons_a_fix_cannot_change_unless_forced(deployed, capsys, reason):
     quarantine_id = deployed.quarantine(f"body of {reason}".encode(), reason)

@@ -177,11 +177,9 @@ def test_persistent_rate_limiting_fails_with_the_reason(fake):
         ("1", 1.0),
         ("7", 7.0),
         ("0", 0.0),
-        ("120", 60.0),  # capped
         ("-5", 0.0),  # never negative
         (formatdate(NOW_MS / 1000 + 7, usegmt=True), 7.0),
         (formatdate(NOW_MS / 1000 - 30, usegmt=True), 0.0),
-        (formatdate(NOW_MS / 1000 + 3600, usegmt=True), 60.0),
         ("soon", 5.0),  # unreadable: the backoff
     ],
 )
@@ -195,6 +193,20 @@ def test_retry_after_is_the_wait_used(fake, header, expected):
     assert len(client.cdr_page(*WINDOW, 1)) == 100
 
     assert waits == [expected]
+
+
+@pytest.mark.parametrize("header", ["120", formatdate(NOW_MS / 1000 + 3600, usegmt=True)])
+def test_retry_after_longer_than_a_run_should_sleep_stops_the_call_cleanly(fake, header):
+    fake.clock_ms = lambda: NOW_MS
+    fake.retry_after = header
+    fake.inject("http429")
+    waits: list[float] = []
+
+    client = client_for(fake, sleep=waits.append, clock_ms=lambda: NOW_MS)
+    with pytest.raises(NxcloudDeadlineError, match="asks to retry in"):
+        client.cdr_page(*WINDOW, 1)
+
+    assert waits == [] and len(fake.requests) == 1
 
 
 def test_retry_after_reader():

@@ -359,7 +359,8 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
     if item.get("bodyTruncated"):
         sys.stderr.write(f"{arguments.id} was kept truncated (too large even compressed): it cannot be replayed\n")
         return 1
-    if item.get("replayedAt") and not arguments.force:
+    # A replay the store did not answer (5xx, no answer) did not happen: try again freely.
+    if item.get("replayedAt") and int(item.get("replayStatus") or 0) < 500 and not arguments.force:
         sys.stderr.write(
             f"{arguments.id} was already replayed at {item['replayedAt']} (answer {item.get('replayStatus')}); "
             "--force replays it again\n"

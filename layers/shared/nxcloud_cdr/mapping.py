@@ -7,12 +7,11 @@ fields. No I/O, no clock: the same input always gives the same record.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -52,11 +51,9 @@ class Normaliser:
             try:
                 return model.model_validate(data)
             except ValidationError as exc:
-                if data is payload:
-                    data = copy.deepcopy(payload)
                 dropped = False
                 for error in exc.errors(include_url=False, include_input=False):
-                    path = _drop(data, tuple(error["loc"]))
+                    data, path = _without(data, tuple(error["loc"]))
                     dropped = dropped or path is not None
                     # The field and pydantic's reason only: the value may be a number.
                     self.problems.append(f"{path or 'body'}: {error['msg']}")
@@ -115,21 +112,30 @@ def _escape_surrogates(value: Any) -> Any:
     return value
 
 
-def _drop(data: Any, loc: tuple[Any, ...]) -> str | None:
-    """Remove the field at ``loc`` (the nearest object key on its path) from ``data``;
-    its dotted path, or None when there was nothing to remove."""
+def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[dict[str, Any], str | None]:
+    """``data`` without the field at ``loc`` (the nearest object key on its path) and
+    that field's dotted path; ``data`` itself and its path None when there is none.
+    Copies only the containers on the path: the payload is never changed, and a body
+    nested deeper than ``copy.deepcopy`` could follow costs nothing more."""
     keys = [index for index, part in enumerate(loc) if isinstance(part, str)]
     for last in reversed(keys):
-        container = data
+        chain: list[Any] = [data]
         try:
             for part in loc[:last]:
-                container = container[part]
+                chain.append(chain[-1][part])
         except (KeyError, IndexError, TypeError):
             continue
-        if isinstance(container, dict) and loc[last] in container:
-            del container[loc[last]]
-            return ".".join(str(part) for part in loc[: last + 1])
-    return None
+        if not isinstance(chain[-1], dict) or loc[last] not in chain[-1]:
+            continue
+        copied: Any = {name: value for name, value in chain[-1].items() if name != loc[last]}
+        for depth in range(last - 1, -1, -1):
+            parent, part = chain[depth], loc[depth]
+            if isinstance(parent, dict):
+                copied = {**parent, part: copied}
+            else:
+                copied = [*parent[:part], copied, *parent[part + 1 :]]
+        return cast("dict[str, Any]", copied), ".".join(str(part) for part in loc[: last + 1])
+    return data, None
 
 
 def _add_name(fields: dict[str, Any], name: str, table: Any, value: int | None) -> None:

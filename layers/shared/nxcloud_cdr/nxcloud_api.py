@@ -4,8 +4,11 @@ What is retried (with exponential backoff, a fresh ``ts`` and signature each tim
 connection errors and timeouts, HTTP 5xx, HTTP 429 (whatever its body), a body that is
 not JSON, NXCLOUD codes 88 and 99 (request failed, system error), 429 (rate limited) and
 1004 (timestamp expired). A ``Retry-After`` header on a retried answer (delta-seconds or
-an HTTP-date) replaces the backoff for that wait, capped at ``max_retry_after`` (60 s)
-and never negative. Codes 1001-1005 otherwise are configuration errors
+an HTTP-date) replaces the backoff for that wait (never negative); one longer than
+``max_retry_after`` (60 s) is not slept at all: the call raises
+:class:`NxcloudDeadlineError` at once, so that a sync stops cleanly and the next run goes
+on. The body is read exactly (:mod:`.nxjson`): a row's numbers and repeated fields stay as
+sent. Codes 1001-1005 otherwise are configuration errors
 (:class:`NxcloudConfigError`): retrying cannot fix a wrong key. Any other non-zero code
 fails the call with NXCLOUD's ``msg``.
 
@@ -34,6 +37,7 @@ from typing import Any
 
 import requests
 
+from . import nxjson
 from .enums import CDR_DIRECTION_FILTER
 from .signing import signed_headers
 
@@ -224,7 +228,15 @@ class NxcloudClient:
 
         def retry(reason: str, code: int | None = None) -> _Retry:
             header = response.headers.get("Retry-After")
-            wait = None if header is None else retry_after_seconds(header, self._clock_ms(), self._max_retry_after)
+            wait = None if header is None else retry_after_seconds(header, self._clock_ms(), math.inf)
+            if wait is not None and wait > self._max_retry_after:
+                # NXCLOUD asks for longer than a run should sleep: stop now, come back later.
+                raise NxcloudDeadlineError(
+                    f"{path}: NXCLOUD asks to retry in {wait:.0f} s ({reason}); the next run goes on",
+                    code,
+                    attempts=1,
+                    reason=reason,
+                )
             return _Retry(reason, code, retry_after=wait)
 
         if response.status_code >= 500:
@@ -232,8 +244,9 @@ class NxcloudClient:
         if response.status_code == RATE_LIMITED:
             raise retry(f"HTTP {RATE_LIMITED} (rate limited)", RATE_LIMITED)
         try:
-            answer = response.json()
-        except ValueError as exc:
+            # Exactly, as pushes are read: a row's numbers and repeated fields stay as sent.
+            answer = nxjson.loads(response.content.decode("utf-8"), duplicates="keep", constants=True)
+        except (ValueError, RecursionError) as exc:
             if response.status_code >= 400:
                 raise NxcloudApiError(f"HTTP {response.status_code} from {path}") from exc
             raise retry(f"HTTP {response.status_code} with a body that is not JSON") from exc
@@ -266,7 +279,7 @@ class NxcloudClient:
         *,
         direction: str = "all",
         deadline: float | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Any]:
         """One page of call-centre records with call time in the window (epoch seconds).
 
         ``direction`` is ``all``, ``inbound``, ``outbound`` or ``aicc``; the API's filter
@@ -281,6 +294,7 @@ class NxcloudClient:
         data = self.call(CDR_PAGE_PATH, action=CDR_ACTION, biz_type=CDR_BIZ_TYPE, payload=payload, deadline=deadline)
         if data is None or data == {}:
             return []
-        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        if not isinstance(data, list):
             raise NxcloudApiError(f"CDR page {page}: data is not a list of records")
+        # A row that is not a record is the sync's to quarantine, not a reason to fail the page.
         return data

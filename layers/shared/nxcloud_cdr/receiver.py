@@ -9,7 +9,6 @@ it (422) so that it can be replayed after a fix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ import boto3
 from botocore.config import Config
 from pydantic import ValidationError
 
+from . import nxjson
 from .apigw import error_response, json_response, read_request
 from .config import PushSettings
 from .kinds import PushKind
@@ -70,26 +70,9 @@ def reset_runtime() -> None:
     _runtime = None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-class DuplicateKeyError(ValueError):
-    """A JSON object names one field twice: which value NXCLOUD meant is unknowable."""
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        names = [name for name, _ in pairs]
-        twice = next(name for name in names if names.count(name) > 1)
-        raise DuplicateKeyError(f"the field {twice[:100]!r} appears more than once in one object")
-    return result
-
-
 def parse_body(text: str) -> Any:
-    """NXCLOUD's JSON, strictly: no NaN/Infinity, no field named twice."""
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_refuse_duplicates)
+    """NXCLOUD's JSON, exactly and strictly: no NaN/Infinity, no field named twice."""
+    return nxjson.loads(text)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -162,7 +145,7 @@ class Receiver:
             return self._reject(400, "invalid_encoding", "body is not UTF-8 text", body)
         try:
             payload = parse_body(text)
-        except DuplicateKeyError as exc:
+        except nxjson.DuplicateKeyError as exc:
             return self._reject(400, "duplicate_key", str(exc), body)
         except (ValueError, RecursionError) as exc:
             return self._reject(400, "invalid_json", f"body is not JSON: {str(exc)[:200]}", body)

@@ -8,10 +8,12 @@ fields the models do not know, and the body exactly as received.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+from . import nxjson
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,15 @@ def copy_rank(completeness: int, latest_ms: int, content_hash: str) -> str:
 
 
 def content_hash(payload: Any) -> str:
-    """Hash of the payload's content: key order and white space do not change it."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Hash of the payload's content: key order and white space do not change it, the
+    text of every number does (``0.30000000000000001`` is not ``0.3``)."""
+    canonical = nxjson.dumps(payload, sort_keys=True)
     # surrogatepass: JSON may carry lone surrogate escapes ("\\ud800"); they still hash.
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == "" or value is False or (isinstance(value, int | float) and value == 0)
+    return value is None or value == "" or value is False or (isinstance(value, int | float | Decimal) and value == 0)
 
 
 def completeness(payload: Any) -> int:

@@ -89,6 +89,10 @@ def deserialise(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
@@ -169,7 +173,10 @@ class CallStore:
             "expiresAt": expires_at(received_at, self._quarantine_retention_days),
         }
         if nxcloud_id:
-            values["nxcloudId"] = nxcloud_id
+            # An id too long for a record (the reason it is here) must not make this item too large.
+            values["nxcloudId"] = (
+                nxcloud_id if len(nxcloud_id) <= 512 else f"{nxcloud_id[:200]}...sha256:{_sha256_text(nxcloud_id)}"
+            )
         values.update(origin or {})
         # Whatever the body held, the item must be storable (an id or a message may
         # carry text DynamoDB refuses); the body itself is bytes, always storable.

@@ -6,9 +6,11 @@ window starts ``overlap`` seconds before the previous one ended (NXCLOUD documen
 neither whether it filters on start or end time nor whether bounds are inclusive, and
 records can appear late), is read page by page until a short page, and is written by
 the write rule (:mod:`.write_rule`). The checkpoint moves only after every page of a
-window is stored; within a window a cursor records the next page after each stored
-page, so a crash or a timeout resumes where it stopped and never skips a record, and a
-window too busy for one run still progresses.
+window is stored, so a crash or a timeout resumes at the last finished window and never
+skips a record. A window that took a whole run without being finished is read again,
+half as large, by the next run (and the size grows back once windows finish), so a busy
+period still progresses, and a window is always read from its first page: NXCLOUD's
+pages are positions, which shift when its data changes between runs.
 
 A row that cannot become a record, or that DynamoDB cannot store, is quarantined by
 itself (with the window and page it came from) and the run goes on: one bad row never
@@ -17,7 +19,6 @@ stops the sync.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -25,17 +26,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import nxjson
 from .config import SyncSettings
 from .mapping import MissingIdError, map_cc_cdr
 from .nxcloud_api import CDR_PAGE_SIZE, NxcloudApiError, NxcloudClient, NxcloudDeadlineError
 from .observability import logger
-from .records import CallRecord
+from .records import CallRecord, content_hash
 from .store import CallStore
-from .sync_state import Cursor, SyncState
+from .sync_state import SyncState
 from .times import iso_utc
 from .write_rule import RecordWriter
 
 KIND = "cc_cdr"
+# The least a window moves the checkpoint past its overlap.
+_MIN_STEP_SECONDS = 60
 
 
 @dataclass
@@ -51,6 +55,7 @@ class SyncReport:
     updated: int = 0
     unchanged: int = 0
     superseded: int = 0  # copies kept as versions: the stored copy ranks higher
+    window_seconds: int | None = None  # the window size this run started with
     rejected: int = 0  # rows quarantined
     checkpoint: int | None = None
     lag_seconds: int | None = None
@@ -79,67 +84,74 @@ class CdrSync:
         self._settings = settings
         self._now = now
         self._remaining_ms = remaining_ms
-        self._next_page = 1
 
     def run_scheduled(self) -> SyncReport:
-        """From the checkpoint (or ``initial_lookback`` ago) to ``now - delay``; first
-        the rest of a window a previous run stopped in, if any."""
+        """From the checkpoint (or ``initial_lookback`` ago) to ``now - delay``, in windows
+        of the size the last runs could read (see :meth:`_smaller`)."""
         now_s = int(self._now().timestamp())
         end_limit = now_s - self._settings.delay_seconds
         checkpoint = self._state.checkpoint()
         if checkpoint is None:
             checkpoint = now_s - self._settings.initial_lookback_seconds
-        cursor = self._state.cursor()
-        report = SyncReport("scheduled", window_from=max(checkpoint - self._settings.overlap_seconds, 0))
+        overlap, largest = self._settings.overlap_seconds, self._settings.window_max_seconds
+        window = min(self._state.window_seconds() or largest, largest)
+        report = SyncReport("scheduled", window_from=max(checkpoint - overlap, 0), window_seconds=window)
         report.window_to = end_limit
-        step = self._settings.window_max_seconds - self._settings.overlap_seconds
-        while checkpoint < end_limit or cursor is not None:
-            if cursor is not None:
-                start, end, first_page = cursor.window_from, cursor.window_to, cursor.page
-                report.window_from = min(report.window_from or start, start)
-                cursor = None
-            else:
-                start = max(checkpoint - self._settings.overlap_seconds, 0)
-                end, first_page = min(checkpoint + step, end_limit), 1
-            if not self._sync_window(start, end, report, first_page, save_cursor=True):
+        while checkpoint < end_limit:
+            start = max(checkpoint - overlap, 0)
+            end = min(checkpoint + window - overlap, end_limit)
+            if not self._sync_window(start, end, report):
                 report.status = "partial"
+                if report.windows == 0:  # the whole run went on this window: read less next time
+                    self._state.set_window_seconds(self._smaller(window, overlap), now_iso=iso_utc(self._now()))
                 break
             self._state.advance(end, now_iso=iso_utc(self._now()))
             checkpoint = max(checkpoint, end)
             report.windows += 1
+        if report.status == "complete" and window < largest:
+            # Caught up with smaller windows: the next run may read larger ones again.
+            self._state.set_window_seconds(min(window * 2, largest), now_iso=iso_utc(self._now()))
         report.reached = report.checkpoint = checkpoint
         report.lag_seconds = now_s - checkpoint
         return report
 
-    def backfill(self, start_s: int, end_s: int, first_page: int = 1) -> SyncReport:
+    def backfill(self, start_s: int, end_s: int, window_s: int | None = None) -> SyncReport:
         """An explicit window of history; the regular checkpoint does not move. When it
-        runs out of time, ``resume`` is the event that continues it (``page`` included)."""
+        runs out of time, ``resume`` is the event that continues it (with the window
+        size to use, smaller when one window took the whole run)."""
         if end_s <= start_s:
             raise ValueError("a backfill needs 'from' before 'to'")
-        report = SyncReport("backfill", window_from=start_s, window_to=end_s)
+        window = min(window_s or self._settings.window_max_seconds, self._settings.window_max_seconds)
+        report = SyncReport("backfill", window_from=start_s, window_to=end_s, window_seconds=window)
         cursor = start_s
         while cursor < end_s:
-            end = min(cursor + self._settings.window_max_seconds, end_s)
-            if not self._sync_window(cursor, end, report, first_page, save_cursor=False):
+            end = min(cursor + window, end_s)
+            if not self._sync_window(cursor, end, report):
                 report.status = "partial"
-                report.resume = {"from": cursor, "to": end_s}
-                if self._next_page > 1:
-                    report.resume["page"] = self._next_page
+                smaller = self._smaller(end - cursor, 0) if report.windows == 0 else window
+                report.resume = {"from": cursor, "to": end_s, "window": smaller}
                 break
-            cursor, first_page = end, 1
+            cursor = end
             report.windows += 1
         report.reached = cursor
         return report
+
+    @staticmethod
+    def _smaller(window: int, overlap: int) -> int:
+        """Half a window that one run could not read whole, but never so small that it
+        no longer moves past its overlap. Reading a window again from its first page
+        (rather than resuming at a page number) is what keeps a record from slipping
+        between pages when NXCLOUD's order shifts between two runs."""
+        return max(window // 2, overlap + _MIN_STEP_SECONDS)
 
     def _deadline_s(self) -> float:
         """Seconds this run may still spend on one page (the stop margin kept back)."""
         return (self._remaining_ms() - self._settings.stop_margin_seconds * 1000) / 1000
 
-    def _sync_window(self, start_s: int, end_s: int, report: SyncReport, first_page: int, *, save_cursor: bool) -> bool:
-        """Every page of one window from ``first_page``; False when it stopped for lack
-        of time (``_next_page`` says where to go on)."""
-        page = self._next_page = first_page
-        previous_ids: list[str] | None = None
+    def _sync_window(self, start_s: int, end_s: int, report: SyncReport) -> bool:
+        """Every page of one window; False when it stopped for lack of time."""
+        page = 1
+        previous: list[str] | None = None
         while True:
             if self._deadline_s() <= 0:
                 return False
@@ -147,20 +159,22 @@ class CdrSync:
                 rows = self._api.cdr_page(
                     start_s, end_s, page, CDR_PAGE_SIZE, deadline=self._api.deadline_in(self._deadline_s())
                 )
-            except NxcloudDeadlineError:
-                logger.warning("out of time while reading a page; the next run goes on from it", extra={"page": page})
+            except NxcloudDeadlineError as exc:
+                logger.warning(
+                    "out of time while reading a page; the next run reads this window again",
+                    extra={"page": page, "reason": str(exc)[:300]},
+                )
                 return False
-            ids = [str(row.get("callId")) for row in rows]
-            if rows and ids == previous_ids:
+            # Compared on content: rows without ids (a renamed field) must not look alike.
+            hashes = [content_hash(row) for row in rows]
+            if rows and hashes == previous:
                 raise NxcloudApiError(f"page {page} repeats page {page - 1}: NXCLOUD is not paging")
             self._store_page(rows, report, {"windowFrom": start_s, "windowTo": end_s, "page": page})
             report.pages += 1
             if len(rows) < CDR_PAGE_SIZE:
                 return True
-            previous_ids = ids
-            page = self._next_page = page + 1
-            if save_cursor:
-                self._state.save_cursor(Cursor(start_s, end_s, page), now_iso=iso_utc(self._now()))
+            previous = hashes
+            page += 1
 
     def _quarantine(self, raw: str, reason: str, message: str, nxcloud_id: Any, origin: dict[str, Any]) -> None:
         # Kept like a bad push: nothing NXCLOUD sent is lost. A failure here is a
@@ -175,11 +189,22 @@ class CdrSync:
             origin={"source": "sync", **origin},
         )
 
-    def _store_page(self, rows: list[dict[str, Any]], report: SyncReport, origin: dict[str, Any]) -> None:
+    def _store_page(self, rows: list[Any], report: SyncReport, origin: dict[str, Any]) -> None:
         received_at = self._now()
         records: list[CallRecord] = []
         for row in rows:
             raw = row_text(row)
+            if not isinstance(row, dict):
+                self._quarantine(raw, "not_an_object", f"a row that is a JSON {type(row).__name__}", None, origin)
+                report.rejected += 1
+                continue
+            twice = nxjson.duplicated_name(row)
+            if twice is not None:
+                # Which value NXCLOUD meant is unknowable: kept with every value, as for pushes.
+                message = f"the field {twice[:100]!r} appears more than once in one object"
+                self._quarantine(raw, "duplicate_key", message, row.get("callId"), origin)
+                report.rejected += 1
+                continue
             try:
                 records.append(map_cc_cdr(row, raw, self._settings.zone))
             except MissingIdError as exc:
@@ -202,12 +227,13 @@ class CdrSync:
         report.superseded += outcome.superseded
 
 
-def row_text(row: dict[str, Any]) -> str:
-    """The row as NXCLOUD's JSON text, compact (the API's own bytes are not kept by
-    ``requests``); ASCII-escaped only when it holds text UTF-8 cannot carry."""
-    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+def row_text(row: Any) -> str:
+    """The row as JSON text, compact, its numbers exact and every value of a field named
+    twice kept (``requests`` does not keep the API's own bytes of each row); ASCII-escaped
+    only when it holds text UTF-8 cannot carry."""
+    text = nxjson.dumps(row)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(row, separators=(",", ":"))
+        return nxjson.dumps(row, ensure_ascii=True)
     return text

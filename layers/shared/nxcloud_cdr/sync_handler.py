@@ -115,7 +115,8 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
     try:
         if "from" in event or "to" in event:
             start, end = parse_moment(event["from"]), parse_moment(event.get("to") or now_utc().isoformat())
-            report = sync.backfill(int(start.timestamp()), int(end.timestamp()), int(event.get("page") or 1))
+            window = int(event["window"]) if event.get("window") else None
+            report = sync.backfill(int(start.timestamp()), int(end.timestamp()), window)
         else:
             report = sync.run_scheduled()
     except NxcloudConfigError:

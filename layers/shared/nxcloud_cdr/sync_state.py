@@ -6,7 +6,6 @@ never appear in a lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,16 +14,6 @@ from .store import StoreError, deserialise, is_condition_failure, serialise
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a run stopped inside a window: the next page of that window to read.
-    A busy window that cannot be paged in one run goes on where it stopped."""
-
-    window_from: int
-    window_to: int
-    page: int
 
 
 class SyncState:
@@ -48,23 +37,18 @@ class SyncState:
         until = self._checkpoint_item().get("until")
         return None if until is None else int(until)
 
-    def cursor(self) -> Cursor | None:
-        """Where the last run stopped inside the window after the checkpoint, if it did."""
-        item = self._checkpoint_item()
-        if "cursorPage" not in item:
-            return None
-        return Cursor(int(item["cursorFrom"]), int(item["cursorTo"]), int(item["cursorPage"]))
+    def window_seconds(self) -> int | None:
+        """The window size the last runs could read whole (None: the configured maximum)."""
+        seconds = self._checkpoint_item().get("windowSeconds")
+        return None if seconds is None else int(seconds)
 
-    def save_cursor(self, cursor: Cursor, *, now_iso: str) -> None:
-        """Every page of the cursor's window before ``cursor.page`` is stored."""
+    def set_window_seconds(self, seconds: int, *, now_iso: str) -> None:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key("checkpoint"),
-                UpdateExpression="SET cursorFrom = :from, cursorTo = :to, cursorPage = :page, updatedAt = :now",
-                ExpressionAttributeValues=serialise(
-                    {":from": cursor.window_from, ":to": cursor.window_to, ":page": cursor.page, ":now": now_iso}
-                ),
+                UpdateExpression="SET windowSeconds = :seconds, updatedAt = :now",
+                ExpressionAttributeValues=serialise({":seconds": seconds, ":now": now_iso}),
             )
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
@@ -75,7 +59,7 @@ class SyncState:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key("checkpoint"),
-                UpdateExpression="SET #until = :until, updatedAt = :now REMOVE cursorFrom, cursorTo, cursorPage",
+                UpdateExpression="SET #until = :until, updatedAt = :now",
                 ConditionExpression="attribute_not_exists(#until) OR #until <= :until",
                 ExpressionAttributeNames={"#until": "until"},
                 ExpressionAttributeValues=serialise({":until": until_s, ":now": now_iso}),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -130,15 +131,31 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
             item[name] = None
     item = {name: value for name, value in item.items() if value is not None and value != ""}
     item = {name: storable(value, name, problems) for name, value in item.items()}
+    if problems:
+        item["problems"] = _summary(problems)
     if estimated_size(item) > MAX_ITEM_BYTES:
         # raw holds everything fields holds; the lookups stay.
         problems.append("fields: left out, the item would be over DynamoDB's 400 KB (raw keeps every field)")
         del item["fields"]
+        item["problems"] = _summary(problems)
         if estimated_size(item) > MAX_ITEM_BYTES:
             raise UnstorableError("the record is too large for one DynamoDB item even without its normalised fields")
-    if problems:
-        item["problems"] = storable(problems, "problems", [])
     return item
+
+
+# A body of many bad values must not make an item too large with its own notes.
+_MAX_PROBLEMS = 20
+_MAX_PROBLEM_CHARS = 200
+
+
+def _summary(problems: list[str]) -> list[str]:
+    """The problems as stored: the first few, each cut short, and how many more (the
+    last problem, about the item's size, is always kept)."""
+    shown = problems if len(problems) <= _MAX_PROBLEMS else [*problems[: _MAX_PROBLEMS - 1], problems[-1]]
+    lines = [storable(problem[:_MAX_PROBLEM_CHARS], "problems", []) for problem in shown]
+    if len(problems) > len(shown):
+        lines.insert(-1, f"... and {len(problems) - len(shown)} more")
+    return lines
 
 
 def _version_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -148,11 +165,27 @@ def _version_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rank_of(item: dict[str, Any]) -> str:
-    # Items written before ranks existed: their completeness and hash still order them.
     rank = item.get("rank")
     if rank:
         return str(rank)
-    return copy_rank(int(item.get("completeness", 0)), 0, str(item.get("contentHash", "")))
+    # An item written before ranks existed: its rank from what it stored (the latest of
+    # its normalised times is the latest NXCLOUD time the mapping saw).
+    return copy_rank(
+        int(item.get("completeness", 0)), _latest_time_ms(item.get("fields") or {}), str(item.get("contentHash", ""))
+    )
+
+
+def _latest_time_ms(fields: dict[str, Any]) -> int:
+    latest = 0
+    pending = [fields]
+    while pending:
+        current = pending.pop()
+        for name, value in current.items():
+            if isinstance(value, dict):
+                pending.append(value)
+            elif name.endswith("Ms") and f"{name[:-2]}Utc" in current and isinstance(value, int | Decimal):
+                latest = max(latest, int(value))
+    return latest
 
 
 def _code(exc: ClientError) -> str:

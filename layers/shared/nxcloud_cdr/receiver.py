@@ -50,10 +50,12 @@ def runtime() -> Runtime:
     global _runtime
     if _runtime is None:
         settings = PushSettings.from_env()
-        # Short timeouts: NXCLOUD documents no push timeout, so answer well within any.
+        # NXCLOUD documents no push timeout, so answer fast; and a store that hangs must
+        # still get its 503 out before the function's 10 s Timeout (past it, API Gateway
+        # answers an error of its own): one call is at most 2 x (1 s + 2 s) + backoff.
         client = boto3.client(
             "dynamodb",
-            config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}),
+            config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}),
         )
         _runtime = Runtime(
             settings,

@@ -386,9 +386,85 @@ def test_rows_that_are_not_records_or_repeat_a_field_are_quarantined_one_by_one(
     assert_table_is_data_set(ddb, push_env, good)
 
 
+def test_a_row_naming_a_field_twice_deep_down_is_quarantined_with_every_value(ddb, push_env, fake, make_sync):
+    good = generate_records(3, FIRST_MS, 60_000)
+    deep = f'{{"callId":"deep-1","startTime":{FIRST_MS},"x":{"[" * 600}{{"a":1,"a":2}}{"]" * 600}}}'
+    fake.records = good
+    original = fake.page
+    fake.page = lambda request: [*original(request), "DEEP"] if request["page"] == 1 else original(request)
+    fake_answer = fake._answer
+
+    def answer(path, headers, body):
+        status, payload, *extra = fake_answer(path, headers, body)
+        if isinstance(payload, dict) and "DEEP" in (payload.get("data") or []):
+            text = json.dumps(payload).replace('"DEEP"', deep)
+            return status, text.encode(), *extra
+        return status, payload, *extra
+
+    fake._answer = answer
+    report = make_sync().run_scheduled()
+
+    assert report.status == "complete" and report.rejected >= 1
+    [kept] = {item["pk"]: item for item in scan(ddb, push_env["QUARANTINE_TABLE_NAME"])}.values()
+    assert kept["reason"] == "duplicate_key" and bytes(kept["body"]).decode() == deep
+    assert_table_is_data_set(ddb, push_env, good)
+
+
 def test_rows_without_ids_on_full_pages_do_not_look_like_a_repeated_page(ddb, push_env, fake, make_sync):
     fake.records = [{"startTime": FIRST_MS + n, "caller": f"1{n}"} for n in range(250)]
 
     report = make_sync().run_scheduled()
 
     assert report.status == "complete" and report.rejected == 250
+
+
+def test_burst_too_busy_even_for_the_least_window_still_moves_on(ddb, push_env, fake, make_sync, settings):
+    # 900 calls in 10 minutes: the least window (overlap + 60 s) holds 9 pages, a run reads 4.
+    fake.records = generate_records(900, FIRST_MS, 600_000, seed=3)
+    runs = []
+    for _ in range(14):
+        budget = iter([600_000] * 8 + [0] * 1000)
+        report = make_sync(remaining_ms=lambda budget=budget: next(budget)).run_scheduled()
+        runs.append((report.window_seconds, checkpoint(ddb, settings)))
+
+    at_least = [until for seconds, until in runs if seconds == 660 and until is not None]
+    assert at_least == sorted(at_least) and len(set(at_least)) >= 4  # it moves on, never back
+    assert make_sync().run_scheduled().status == "complete"
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_a_window_stored_before_the_overlap_grew_is_made_large_enough(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(10, FIRST_MS, 600_000, seed=3)
+    state = SyncState(ddb, settings.table_name, "cc_cdr")
+    state.advance(FIRST_MS // 1000, now_iso="x")
+    state.set_window_seconds(660, now_iso="x")  # left by a busy period with a 600 s overlap
+    sync = make_sync()
+    sync._settings = settings.model_copy(update={"overlap_seconds": 1800})
+
+    report = sync.run_scheduled()
+
+    assert report.status == "complete" and report.window_seconds == 1860
+    assert_table_is_data_set(ddb, push_env, fake.records)
+
+
+def test_backfill_window_is_at_least_a_minute(ddb, push_env, fake, make_sync):
+    fake.records = generate_records(10, FIRST_MS, 600_000, seed=3)
+    start = FIRST_MS // 1000
+
+    report = make_sync().backfill(start, start + 7200, -100)
+
+    assert report.status == "complete" and report.window_seconds == 60
+    starts = [json.loads(request["body"])["startTime"] for request in fake.requests]
+    assert starts == sorted(starts) and starts[0] == start
+
+
+def test_nxcloud_asking_to_come_back_later_does_not_shrink_the_window(ddb, push_env, fake, make_sync, settings):
+    fake.records = generate_records(10, FIRST_MS, 600_000, seed=3)
+    fake.retry_after = "600"
+    fake.inject("http429")
+
+    report = make_sync().run_scheduled()
+
+    assert report.status == "partial"
+    assert SyncState(ddb, settings.table_name, "cc_cdr").window_seconds() is None
+    assert make_sync().run_scheduled().status == "complete"

@@ -108,6 +108,12 @@ HOSTILE = [
     ("the id as an object", "pns_call_result", b'{"callId":{"a":1}}', 400),
     ("numbers as ids", "pns_call_result", b'{"callId":1604763745256783872}', 200),
     ("NUL characters", "pns_call_result", b'{"callId":"z\\u0000","x":"\\u0000"}', 200),
+    (
+        "an integer field of 1e999999",
+        "pns_call_result",
+        b'{"callId":"huge-exp","duration":1e999999,"startAt":1e2000000}',
+        200,
+    ),
     ("an integer of 5,000 digits", "pns_call_result", b'{"callId":"big-int","n":' + b"7" * 5000 + b"}", 200),
     (
         "64 KiB of numbers DynamoDB cannot hold",

@@ -62,3 +62,31 @@ def test_nan_and_infinity_only_when_asked():
 
 def test_a_zero_written_as_a_decimal_carries_no_information():
     assert completeness(nxjson.loads('{"a": 0e-500, "b": 1e-500}')) == 1
+
+
+def test_exact_text_is_json_of_the_same_shape():
+    text = '{"a":[1,{"b":0.30000000000000001,"c":[true,null,"x\\u00e9"]}],"d":{},"e":[],"f":1e400}'
+    value = nxjson.loads(text)
+
+    assert nxjson.dumps(value) == '{"a":[1,{"b":0.30000000000000001,"c":[true,null,"xé"]}],"d":{},"e":[],"f":1E+400}'
+    assert json.loads(nxjson.dumps(value, sort_keys=True), parse_float=Decimal) == json.loads(text, parse_float=Decimal)
+
+
+def test_a_string_never_reads_like_a_number():
+    assert content_hash({"x": "\u0000#n:5"}) != content_hash({"x": 5})
+    assert content_hash({"x": "5", "y": Decimal("1E+400")}) != content_hash({"x": 5, "y": Decimal("1E+400")})
+
+
+def test_rows_nested_deeper_than_python_recursion_are_written():
+    text = '{"callId":"deep","x":' + "[" * 700 + '{"a":1,"a":2}' + "]" * 700 + "}"
+    value = nxjson.loads(text, duplicates="keep")
+
+    assert nxjson.dumps(value) == text
+    assert content_hash(value)
+
+
+def test_hash_of_an_object_with_a_field_named_twice_ignores_key_order():
+    one = nxjson.loads('{"b":1,"a":2,"a":3}', duplicates="keep")
+    other = nxjson.loads('{"a":2,"b":1,"a":3}', duplicates="keep")
+
+    assert content_hash(one) == content_hash(other)

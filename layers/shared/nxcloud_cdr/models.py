@@ -9,12 +9,19 @@ answers 422 and keeps the body in quarantine.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+# Whole numbers beyond this many digits are not NXCLOUD's integers; building one as an
+# int from an exactly read number (1e999999) would take seconds.
+_INT_DIGITS = 40
+
 
 def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= _INT_DIGITS):
+        raise ValueError("number out of range")
     if isinstance(value, str):
         value = value.strip()
         if value == "":

@@ -83,6 +83,10 @@ class NxcloudDeadlineError(NxcloudApiError):
         self.reason = reason
 
 
+class NxcloudRateLimitedError(NxcloudDeadlineError):
+    """NXCLOUD asked to come back later than a run should wait (``Retry-After``)."""
+
+
 class _Retry(Exception):
     def __init__(
         self, reason: str, code: int | None = None, *, retry_after: float | None = None, timed_out: bool = False
@@ -231,7 +235,7 @@ class NxcloudClient:
             wait = None if header is None else retry_after_seconds(header, self._clock_ms(), math.inf)
             if wait is not None and wait > self._max_retry_after:
                 # NXCLOUD asks for longer than a run should sleep: stop now, come back later.
-                raise NxcloudDeadlineError(
+                raise NxcloudRateLimitedError(
                     f"{path}: NXCLOUD asks to retry in {wait:.0f} s ({reason}); the next run goes on",
                     code,
                     attempts=1,

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 # Python refuses int() of longer texts (CVE-2020-10735); longer integers stay Decimals.
 _INT_DIGITS = 4000
-# A Decimal in JSON text: written as a marked string by ``json.dumps``, then unquoted.
-_MARK = "\u0000#n:"
-_MARKED = re.compile(r'"\\u0000#n:([^"]*)"')
 
 
 class DuplicateKeyError(ValueError):
@@ -97,35 +93,58 @@ def duplicated_name(value: Any) -> str | None:
     return None
 
 
-def _marked(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return _MARK + str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+def _exact(value: Any) -> bool:
+    """Whether ``value`` holds a Decimal or an object that named a field twice (which
+    ``json.dumps`` cannot write as sent)."""
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, Decimal | DuplicateKeys):
+            return True
+        if isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return False
 
 
 def dumps(value: Any, *, sort_keys: bool = False, ensure_ascii: bool = False) -> str:
     """Compact JSON text of a value :func:`loads` read: numbers as exact as they were
-    sent, every value of a field named twice."""
-    if duplicated_name(value) is not None:
-        return _dumps_pairs(value, ensure_ascii=ensure_ascii)
-    text = json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=_marked)
-    return _MARKED.sub(r"\1", text) if "\\u0000#n:" in text else text
+    sent, every value of a field named twice. Ordinary values are written by ``json``
+    itself (so their text, and hashes of it, are what ``json.dumps`` gives)."""
+    if not _exact(value):
+        return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    return _dumps_exact(value, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
 
 
-def _dumps_pairs(value: Any, *, ensure_ascii: bool) -> str:
-    if isinstance(value, DuplicateKeys):
-        items = value.pairs
-    elif isinstance(value, dict):
-        items = list(value.items())
-    elif isinstance(value, list):
-        return "[" + ",".join(_dumps_pairs(inner, ensure_ascii=ensure_ascii) for inner in value) + "]"
-    else:
-        return dumps(value, ensure_ascii=ensure_ascii)
-    return (
-        "{"
-        + ",".join(
-            f"{json.dumps(name, ensure_ascii=ensure_ascii)}:{_dumps_pairs(inner, ensure_ascii=ensure_ascii)}"
-            for name, inner in items
-        )
-        + "}"
-    )
+def _dumps_exact(value: Any, *, sort_keys: bool, ensure_ascii: bool) -> str:
+    """The same text, written without recursion: a row may nest as deep as the parser
+    allows, and Python's own recursion would not follow it."""
+    out: list[str] = []
+    stack: list[tuple[bool, Any]] = [(False, value)]  # (is text, item)
+    while stack:
+        is_text, item = stack.pop()
+        if is_text:
+            out.append(item)
+        elif isinstance(item, dict):
+            pairs = item.pairs if isinstance(item, DuplicateKeys) else list(item.items())
+            if sort_keys:  # stable: values of a field named twice keep their order
+                pairs = sorted(pairs, key=lambda pair: pair[0])
+            stack.append((True, "}"))
+            for index in range(len(pairs) - 1, -1, -1):
+                name, inner = pairs[index]
+                stack.append((False, inner))
+                stack.append((True, ("," if index else "") + json.dumps(name, ensure_ascii=ensure_ascii) + ":"))
+            stack.append((True, "{"))
+        elif isinstance(item, list):
+            stack.append((True, "]"))
+            for index in range(len(item) - 1, -1, -1):
+                stack.append((False, item[index]))
+                if index:
+                    stack.append((True, ","))
+            stack.append((True, "["))
+        elif isinstance(item, Decimal):
+            out.append(str(item))
+        else:
+            out.append(json.dumps(item, ensure_ascii=ensure_ascii))
+    return "".join(out)

@@ -55,6 +55,8 @@ def number_ok(value: int | float | Decimal) -> bool:
     """Whether DynamoDB (through boto3's serializer) takes this number as it is."""
     if isinstance(value, bool):
         return True
+    if isinstance(value, int) and value.bit_length() > 128:  # over 38 digits, and cheap to tell
+        return False
     try:
         decimal = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
         if not decimal.is_finite():

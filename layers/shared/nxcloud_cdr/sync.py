@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from . import nxjson
 from .config import SyncSettings
 from .mapping import MissingIdError, map_cc_cdr
-from .nxcloud_api import CDR_PAGE_SIZE, NxcloudApiError, NxcloudClient, NxcloudDeadlineError
+from .nxcloud_api import CDR_PAGE_SIZE, NxcloudApiError, NxcloudClient, NxcloudDeadlineError, NxcloudRateLimitedError
 from .observability import logger
 from .records import CallRecord, content_hash
 from .store import CallStore
@@ -84,36 +84,65 @@ class CdrSync:
         self._settings = settings
         self._now = now
         self._remaining_ms = remaining_ms
+        self._last_full_page = 0
+        self._rate_limited = False
 
     def run_scheduled(self) -> SyncReport:
         """From the checkpoint (or ``initial_lookback`` ago) to ``now - delay``, in windows
-        of the size the last runs could read (see :meth:`_smaller`)."""
+        of the size the last runs could read (see :meth:`_shrink`)."""
         now_s = int(self._now().timestamp())
         end_limit = now_s - self._settings.delay_seconds
         checkpoint = self._state.checkpoint()
         if checkpoint is None:
             checkpoint = now_s - self._settings.initial_lookback_seconds
         overlap, largest = self._settings.overlap_seconds, self._settings.window_max_seconds
-        window = min(self._state.window_seconds() or largest, largest)
+        # Within the configured bounds, whatever was stored before a configuration change.
+        window = max(min(self._state.window_seconds() or largest, largest), self._least(overlap))
         report = SyncReport("scheduled", window_from=max(checkpoint - overlap, 0), window_seconds=window)
         report.window_to = end_limit
         while checkpoint < end_limit:
             start = max(checkpoint - overlap, 0)
             end = min(checkpoint + window - overlap, end_limit)
-            if not self._sync_window(start, end, report):
+            first_page = self._state.resume_page(start, end) if window == self._least(overlap) else 1
+            if not self._sync_window(start, end, report, first_page):
                 report.status = "partial"
-                if report.windows == 0:  # the whole run went on this window: read less next time
-                    self._state.set_window_seconds(self._smaller(window, overlap), now_iso=iso_utc(self._now()))
+                if report.windows == 0 and not self._rate_limited:
+                    self._shrink(window, overlap, start, end, first_page)
                 break
             self._state.advance(end, now_iso=iso_utc(self._now()))
             checkpoint = max(checkpoint, end)
             report.windows += 1
-        if report.status == "complete" and window < largest:
-            # Caught up with smaller windows: the next run may read larger ones again.
+        if window < largest and (report.status == "complete" or report.windows >= 2):
+            # Windows of this size are read with time to spare: the next run may read larger ones.
             self._state.set_window_seconds(min(window * 2, largest), now_iso=iso_utc(self._now()))
         report.reached = report.checkpoint = checkpoint
         report.lag_seconds = now_s - checkpoint
         return report
+
+    def _shrink(self, window: int, overlap: int, start: int, end: int, first_page: int) -> None:
+        """A window took a whole run without being finished: the next run reads one half
+        as large, from its first page (NXCLOUD's pages are positions, which shift when its
+        data changes between two runs, so a page number read then may not hold the same
+        rows now). Only a window already at its least size, still too busy for one run,
+        goes on at a page: the last page this run read whole, read again, so that rows
+        shifted by up to a page are still seen; later if the run read just one page, so
+        that every run moves on."""
+        now_iso = iso_utc(self._now())
+        if window > self._least(overlap):
+            self._state.set_window_seconds(max(window // 2, self._least(overlap)), now_iso=now_iso)
+            return
+        last = self._last_full_page
+        if last >= first_page:
+            resume = last if last > first_page else last + 1
+            self._state.save_resume_page(start, end, resume, now_iso=now_iso)
+            logger.warning(
+                "window too busy for one run even at its least size: going on at a page", extra={"page": resume}
+            )
+
+    @staticmethod
+    def _least(overlap: int) -> int:
+        """The smallest window: its overlap and a minute, so that it always moves on."""
+        return overlap + _MIN_STEP_SECONDS
 
     def backfill(self, start_s: int, end_s: int, window_s: int | None = None) -> SyncReport:
         """An explicit window of history; the regular checkpoint does not move. When it
@@ -121,14 +150,16 @@ class CdrSync:
         size to use, smaller when one window took the whole run)."""
         if end_s <= start_s:
             raise ValueError("a backfill needs 'from' before 'to'")
-        window = min(window_s or self._settings.window_max_seconds, self._settings.window_max_seconds)
+        largest = self._settings.window_max_seconds
+        window = max(min(window_s or largest, largest), _MIN_STEP_SECONDS)
         report = SyncReport("backfill", window_from=start_s, window_to=end_s, window_seconds=window)
         cursor = start_s
         while cursor < end_s:
             end = min(cursor + window, end_s)
-            if not self._sync_window(cursor, end, report):
+            if not self._sync_window(cursor, end, report, 1):
                 report.status = "partial"
-                smaller = self._smaller(end - cursor, 0) if report.windows == 0 else window
+                shrink = report.windows == 0 and not self._rate_limited
+                smaller = max((end - cursor) // 2, _MIN_STEP_SECONDS) if shrink else window
                 report.resume = {"from": cursor, "to": end_s, "window": smaller}
                 break
             cursor = end
@@ -136,21 +167,16 @@ class CdrSync:
         report.reached = cursor
         return report
 
-    @staticmethod
-    def _smaller(window: int, overlap: int) -> int:
-        """Half a window that one run could not read whole, but never so small that it
-        no longer moves past its overlap. Reading a window again from its first page
-        (rather than resuming at a page number) is what keeps a record from slipping
-        between pages when NXCLOUD's order shifts between two runs."""
-        return max(window // 2, overlap + _MIN_STEP_SECONDS)
-
     def _deadline_s(self) -> float:
         """Seconds this run may still spend on one page (the stop margin kept back)."""
         return (self._remaining_ms() - self._settings.stop_margin_seconds * 1000) / 1000
 
-    def _sync_window(self, start_s: int, end_s: int, report: SyncReport) -> bool:
-        """Every page of one window; False when it stopped for lack of time."""
-        page = 1
+    def _sync_window(self, start_s: int, end_s: int, report: SyncReport, first_page: int) -> bool:
+        """Every page of one window from ``first_page``; False when it stopped for lack of
+        time (``_last_full_page`` is then the last page stored, ``_rate_limited`` whether
+        NXCLOUD asked to come back later)."""
+        page = first_page
+        self._last_full_page, self._rate_limited = first_page - 1, False
         previous: list[str] | None = None
         while True:
             if self._deadline_s() <= 0:
@@ -160,17 +186,19 @@ class CdrSync:
                     start_s, end_s, page, CDR_PAGE_SIZE, deadline=self._api.deadline_in(self._deadline_s())
                 )
             except NxcloudDeadlineError as exc:
+                self._rate_limited = isinstance(exc, NxcloudRateLimitedError)
                 logger.warning(
                     "out of time while reading a page; the next run reads this window again",
                     extra={"page": page, "reason": str(exc)[:300]},
                 )
                 return False
             # Compared on content: rows without ids (a renamed field) must not look alike.
-            hashes = [content_hash(row) for row in rows]
+            hashes = [_row_hash(row, number) for number, row in enumerate(rows)]
             if rows and hashes == previous:
                 raise NxcloudApiError(f"page {page} repeats page {page - 1}: NXCLOUD is not paging")
             self._store_page(rows, report, {"windowFrom": start_s, "windowTo": end_s, "page": page})
             report.pages += 1
+            self._last_full_page = page
             if len(rows) < CDR_PAGE_SIZE:
                 return True
             previous = hashes
@@ -225,6 +253,13 @@ class CdrSync:
         report.updated += outcome.updated
         report.unchanged += outcome.unchanged
         report.superseded += outcome.superseded
+
+
+def _row_hash(row: Any, number: int) -> str:
+    try:
+        return content_hash(row)
+    except (RecursionError, ValueError):  # too deep to write: never the same as another row
+        return f"unhashable-{number}"
 
 
 def row_text(row: Any) -> str:

@@ -53,13 +53,32 @@ class SyncState:
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
 
+    def resume_page(self, start_s: int, end_s: int) -> int:
+        """The page to start this window at (1 unless a run stopped inside it, see
+        ``CdrSync._shrink``)."""
+        item = self._checkpoint_item()
+        if (item.get("resumeFrom"), item.get("resumeTo")) == (start_s, end_s):
+            return int(item.get("resumePage") or 1)
+        return 1
+
+    def save_resume_page(self, start_s: int, end_s: int, page: int, *, now_iso: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key("checkpoint"),
+                UpdateExpression="SET resumeFrom = :from, resumeTo = :to, resumePage = :page, updatedAt = :now",
+                ExpressionAttributeValues=serialise({":from": start_s, ":to": end_s, ":page": page, ":now": now_iso}),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+
     def advance(self, until_s: int, *, now_iso: str) -> None:
         """Move the checkpoint forward (never back: a slow run cannot undo a later one)."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key("checkpoint"),
-                UpdateExpression="SET #until = :until, updatedAt = :now",
+                UpdateExpression="SET #until = :until, updatedAt = :now REMOVE resumeFrom, resumeTo, resumePage",
                 ConditionExpression="attribute_not_exists(#until) OR #until <= :until",
                 ExpressionAttributeNames={"#until": "until"},
                 ExpressionAttributeValues=serialise({":until": until_s, ":now": now_iso}),

@@ -98,6 +98,41 @@ def test_build_output_has_the_layer_dependencies_and_no_boto3(build_dir: Path):
         assert (build_dir / function / "app.py").is_file()
 
 
+CHECK_BYTECODE = """
+import importlib.util, pathlib, sys
+layer = pathlib.Path(sys.argv[1])
+sources = [path for path in layer.rglob("*.py") if "__pycache__" not in path.parts and path.parent.name != "bin"]
+problems = []
+for source in sources:
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    if not cached.exists():
+        problems.append(f"no .pyc: {source}")
+        continue
+    data = cached.read_bytes()
+    flags = int.from_bytes(data[4:8], "little")
+    if data[:4] != importlib.util.MAGIC_NUMBER:
+        problems.append(f"not this Python's bytecode: {cached}")
+    elif flags != 0b01:  # hash-based, not checked against the source: file times do not matter
+        problems.append(f"not an unchecked-hash .pyc: {cached}")
+    elif data[8:16] != importlib.util.source_hash(source.read_bytes()):
+        problems.append(f"stale .pyc: {cached}")
+print(len(sources))
+print("\\n".join(problems[:20]))
+"""
+
+
+def test_layer_ships_valid_bytecode_for_every_module(build_dir: Path):
+    # Lambda's /opt is read-only: without these every cold start compiles the layer from source.
+    checked = subprocess.run(
+        [str(LAMBDA_PYTHON), "-s", "-c", CHECK_BYTECODE, str(build_dir / "SharedLayer" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    count, problems = int(checked[0]), [line for line in checked[1:] if line]
+    assert count > 300 and problems == []
+
+
 def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, str]) -> dict:
     """Invoke a built handler in the boto3-only interpreter; its response and where
     each package was imported from."""

@@ -48,7 +48,10 @@ def test_functions_and_layer_are_python313_x86_64():
     assert function_globals["Architectures"] == ["x86_64"]
     assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
     layer = RESOURCES["SharedLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "x86_64"}
+    # layers/shared/Makefile builds it: packages for Lambda's platform, with bytecode.
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "x86_64"}
+    makefile = repo_path("layers", "shared", "Makefile").read_text(encoding="utf-8")
+    assert "build-SharedLayer:" in makefile and "--invalidation-mode unchecked-hash" in makefile
     assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
 
 

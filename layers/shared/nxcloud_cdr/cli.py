@@ -372,11 +372,11 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
             f"answer (replayable: {', '.join(REPLAYABLE_REASONS)}); --force replays it anyway\n"
         )
         return 1
-    shown = target.api_url.rstrip("/") + kind.path.replace("{token}", "<token>")
+    shown = push_urls(target, "<token>")[kind.name]
     if not arguments.yes and not confirm(f"replay {arguments.id} ({reason}) to {shown}?"):
         sys.stderr.write("not replayed\n")
         return 1
-    url = target.api_url.rstrip("/") + kind.path.replace("{token}", target.push_token())
+    url = push_urls(target, target.push_token())[kind.name]
     request = urllib.request.Request(  # noqa: S310 - the stack's own push URL
         url, data=item["body"], method="POST", headers={"Content-Type": "application/json"}
     )

@@ -34,6 +34,8 @@ class DuplicateKeys(dict[str, Any]):
 
 def _number(text: str) -> float | Decimal:
     value = float(text)
+    if repr(value) == text:  # the common case ("4.2"), without building Decimals
+        return value
     try:
         exact = Decimal(text)
     except InvalidOperation:  # pragma: no cover - the JSON scanner only gives numbers

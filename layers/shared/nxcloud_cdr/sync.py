@@ -92,18 +92,19 @@ class CdrSync:
         of the size the last runs could read (see :meth:`_shrink`)."""
         now_s = int(self._now().timestamp())
         end_limit = now_s - self._settings.delay_seconds
-        checkpoint = self._state.checkpoint()
+        position = self._state.position()
+        checkpoint = position.until
         if checkpoint is None:
             checkpoint = now_s - self._settings.initial_lookback_seconds
         overlap, largest = self._settings.overlap_seconds, self._settings.window_max_seconds
         # Within the configured bounds, whatever was stored before a configuration change.
-        window = max(min(self._state.window_seconds() or largest, largest), self._least(overlap))
+        window = max(min(position.window_seconds or largest, largest), self._least(overlap))
         report = SyncReport("scheduled", window_from=max(checkpoint - overlap, 0), window_seconds=window)
         report.window_to = end_limit
         while checkpoint < end_limit:
             start = max(checkpoint - overlap, 0)
             end = min(checkpoint + window - overlap, end_limit)
-            first_page = self._state.resume_page(start, end) if window == self._least(overlap) else 1
+            first_page = position.first_page(start, end) if window == self._least(overlap) else 1
             if not self._sync_window(start, end, report, first_page):
                 report.status = "partial"
                 if report.windows == 0 and not self._rate_limited:

@@ -1,4 +1,5 @@
-"""The sync's state in the records table: its checkpoint and its lease.
+"""The sync's state in the records table: its checkpoint (with the window size and
+where to resume) and its lease.
 
 Both live in one partition (``pk = SYNC#<name>``) with no index attribute, so they
 never appear in a lookup.
@@ -6,6 +7,7 @@ never appear in a lookup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,6 +16,21 @@ from .store import StoreError, deserialise, is_condition_failure, serialise
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the sync stands, as one read of its checkpoint item."""
+
+    until: int | None = None  # epoch seconds up to which every record is stored
+    window_seconds: int | None = None  # the window size the last runs could read whole
+    resume: tuple[int, int, int] | None = None  # (window from, window to, page), see CdrSync._shrink
+
+    def first_page(self, start_s: int, end_s: int) -> int:
+        """The page to start this window at: 1 unless a run stopped inside it."""
+        if self.resume is not None and self.resume[:2] == (start_s, end_s):
+            return self.resume[2]
+        return 1
 
 
 class SyncState:
@@ -25,52 +42,48 @@ class SyncState:
     def _key(self, sk: str) -> dict[str, Any]:
         return serialise({"pk": self._pk, "sk": sk})
 
-    def _checkpoint_item(self) -> dict[str, Any]:
+    def position(self) -> Position:
         try:
-            item = self._client.get_item(TableName=self._table, Key=self._key("checkpoint"), ConsistentRead=True)
+            answer = self._client.get_item(TableName=self._table, Key=self._key("checkpoint"), ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
-        return deserialise(item["Item"]) if "Item" in item else {}
+        item = deserialise(answer["Item"]) if "Item" in answer else {}
+        resume = None
+        if "resumePage" in item:
+            resume = (int(item["resumeFrom"]), int(item["resumeTo"]), int(item["resumePage"]))
+        return Position(
+            until=None if item.get("until") is None else int(item["until"]),
+            window_seconds=None if item.get("windowSeconds") is None else int(item["windowSeconds"]),
+            resume=resume,
+        )
 
     def checkpoint(self) -> int | None:
         """Epoch seconds up to which every record is stored, or None before the first run."""
-        until = self._checkpoint_item().get("until")
-        return None if until is None else int(until)
+        return self.position().until
 
     def window_seconds(self) -> int | None:
         """The window size the last runs could read whole (None: the configured maximum)."""
-        seconds = self._checkpoint_item().get("windowSeconds")
-        return None if seconds is None else int(seconds)
+        return self.position().window_seconds
+
+    def _set(self, values: dict[str, Any], *, now_iso: str) -> None:
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key("checkpoint"),
+                UpdateExpression=f"SET {assignments}, updatedAt = :updatedAt",
+                ExpressionAttributeValues=serialise(
+                    {f":{name}": value for name, value in values.items()} | {":updatedAt": now_iso}
+                ),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
 
     def set_window_seconds(self, seconds: int, *, now_iso: str) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key("checkpoint"),
-                UpdateExpression="SET windowSeconds = :seconds, updatedAt = :now",
-                ExpressionAttributeValues=serialise({":seconds": seconds, ":now": now_iso}),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(str(exc)) from exc
-
-    def resume_page(self, start_s: int, end_s: int) -> int:
-        """The page to start this window at (1 unless a run stopped inside it, see
-        ``CdrSync._shrink``)."""
-        item = self._checkpoint_item()
-        if (item.get("resumeFrom"), item.get("resumeTo")) == (start_s, end_s):
-            return int(item.get("resumePage") or 1)
-        return 1
+        self._set({"windowSeconds": seconds}, now_iso=now_iso)
 
     def save_resume_page(self, start_s: int, end_s: int, page: int, *, now_iso: str) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key("checkpoint"),
-                UpdateExpression="SET resumeFrom = :from, resumeTo = :to, resumePage = :page, updatedAt = :now",
-                ExpressionAttributeValues=serialise({":from": start_s, ":to": end_s, ":page": page, ":now": now_iso}),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(str(exc)) from exc
+        self._set({"resumeFrom": start_s, "resumeTo": end_s, "resumePage": page}, now_iso=now_iso)
 
     def advance(self, until_s: int, *, now_iso: str) -> None:
         """Move the checkpoint forward (never back: a slow run cannot undo a later one)."""

@@ -84,16 +84,22 @@ def version_key(nxcloud_id: str, kind: str, content_hash: str) -> dict[str, str]
     return {"pk": f"ID#{nxcloud_id}", "sk": f"v#{kind}#{content_hash}"}
 
 
+def _id_problem(nxcloud_id: str) -> str | None:
+    """Why no key can hold this id, or None when one can."""
+    size = utf8_bytes(nxcloud_id)
+    if size is not None and size <= MAX_ID_BYTES:
+        return None
+    shown = "not valid UTF-8" if size is None else f"{size} bytes"
+    return f"the record's id is {shown}; DynamoDB keys allow at most {MAX_ID_BYTES} bytes here"
+
+
 def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
     """The stored item of a record (pure), storable as it is. Index keys are left out
     when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
     Raises :class:`UnstorableError` when no item can hold the record."""
-    id_bytes = utf8_bytes(record.nxcloud_id)
-    if id_bytes is None or id_bytes > MAX_ID_BYTES:
-        raise UnstorableError(
-            f"the record's id is {'not valid UTF-8' if id_bytes is None else f'{id_bytes} bytes'}; "
-            f"DynamoDB keys allow at most {MAX_ID_BYTES} bytes here"
-        )
+    problem = _id_problem(record.nxcloud_id)
+    if problem:
+        raise UnstorableError(problem)
     problems = list(record.problems)
     indexed_at = record.start or received_at
     item: dict[str, Any] = {
@@ -355,7 +361,8 @@ class RecordWriter:
 
     def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
-        readable = [key for key in keys if (utf8_bytes(key[0]) or MAX_ID_BYTES + 1) <= MAX_ID_BYTES]
+        # An id no key can hold is not stored either: write() refuses its record.
+        readable = [key for key in keys if _id_problem(key[0]) is None]
         for start in range(0, len(readable), 100):
             pending: dict[str, Any] = {
                 self.table_name: {

@@ -45,7 +45,7 @@ deps: $(VENV)/.installed .venv-sam/.installed .venv-lambda/.installed node_modul
 lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tests bench
+	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tools tests bench
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
 

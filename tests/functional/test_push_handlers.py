@@ -6,7 +6,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from nxcloud_cdr.store import deserialise
+from nxcloud_cdr.dynamodb_types import deserialise
 
 from tests.conftest import body_of, event_with_body, load_event, payload_text
 
@@ -165,7 +165,7 @@ def test_equally_complete_copies_end_the_same_whatever_their_order(ddb, push_env
 
 
 def item_rank(body: str) -> str:
-    from nxcloud_cdr.mapping import map_pns_call_result
+    from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
     from nxcloud_cdr.times import parse_zone
 
     return map_pns_call_result(json.loads(body), body, parse_zone("+08:00")).rank

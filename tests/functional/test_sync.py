@@ -439,7 +439,7 @@ def test_a_window_stored_before_the_overlap_grew_is_made_large_enough(ddb, push_
     state.advance(FIRST_MS // 1000, now_iso="x")
     state.set_window_seconds(660, now_iso="x")  # left by a busy period with a 600 s overlap
     sync = make_sync()
-    sync._settings = settings.model_copy(update={"overlap_seconds": 1800})
+    sync._settings = settings.replace(overlap_seconds=1800)
 
     report = sync.run_scheduled()
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nxcloud_cdr.mapping import map_cc_cdr, map_pns_call_result
+from nxcloud_cdr.payloads.cc_cdr import map_cc_cdr
+from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
 from nxcloud_cdr.records import CallRecord
 from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import parse_zone

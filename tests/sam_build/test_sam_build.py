@@ -25,6 +25,12 @@ from devtools.fake_nxcloud import FakeNxcloud, generate_records
 from devtools.template import create_tables
 from tests.conftest import ALL_FUNCTIONS, EVENTS, table_names
 
+PUSH_KIND_OF = {
+    "PnsCallResultFunction": "pns_call_result",
+    "PnsBindingNotExistFunction": "pns_binding_not_exist",
+    "CcReportFunction": "cc_report",
+}
+
 pytestmark = [pytest.mark.build, pytest.mark.dynamodb_local]
 
 SAM = REPO_ROOT / ".venv-sam" / "bin" / "sam"
@@ -34,9 +40,9 @@ RUNTIME_PACKAGES = {"boto3", "botocore", "jmespath", "s3transfer", "python-dateu
 
 RUN_HANDLER = """
 import json, sys
-function_dir, layer_dir, event_path = sys.argv[1:4]
-# Lambda's order: the function code, then the layer, then the runtime's packages.
-sys.path[:0] = [function_dir, layer_dir]
+function_dir, event_path, *layer_dirs = sys.argv[1:]
+# Lambda's order: the function code, then the layers, then the runtime's packages.
+sys.path[:0] = [function_dir, *layer_dirs]
 import app
 import nxcloud_cdr, pydantic, aws_lambda_powertools
 class Context:
@@ -47,8 +53,10 @@ with open(event_path) as handle:
 context = Context()
 context.get_remaining_time_in_millis = lambda: 300_000
 response = app.handler(event, context)
-origins = {m.__name__: m.__file__ for m in (app, nxcloud_cdr, pydantic, aws_lambda_powertools)}
-print("RESULT " + json.dumps({"response": response, "origins": origins}))
+origins = {name: getattr(sys.modules.get(name), "__file__", None) for name in ("app", "nxcloud_cdr", "pydantic",
+           "aws_lambda_powertools", "requests", "urllib3", "boto3", "botocore", "jmespath")}
+payloads = sorted(name for name in sys.modules if name.startswith("nxcloud_cdr.payloads."))
+print("RESULT " + json.dumps({"response": response, "origins": origins, "payloads": payloads}))
 """
 
 
@@ -88,12 +96,27 @@ def test_lambda_stand_in_interpreter_has_boto3_alone():
     assert names <= RUNTIME_PACKAGES, f"not in Lambda's runtime: {names - RUNTIME_PACKAGES}"
 
 
-def test_build_output_has_the_layer_dependencies_and_no_boto3(build_dir: Path):
-    layer = build_dir / "SharedLayer" / "python"
-    assert (layer / "nxcloud_cdr" / "receiver.py").is_file()
-    assert (layer / "pydantic").is_dir() and (layer / "aws_lambda_powertools").is_dir()
-    assert not (layer / "moto").exists()
-    assert (layer / "requests").is_dir()
+LAYERS = ("SharedLayer", "SyncLayer")
+
+
+def installed(layer: Path) -> set[str]:
+    return {path.name.split("-")[0].lower().replace("_", "-") for path in layer.glob("*.dist-info")}
+
+
+def test_build_output_has_the_layer_dependencies_and_nothing_the_runtime_has(build_dir: Path):
+    shared, sync = (build_dir / name / "python" for name in LAYERS)
+    assert (shared / "nxcloud_cdr" / "receiver.py").is_file()
+    assert not (shared / "nxcloud_cdr" / "cli.py").exists()  # the operator tool is no function's
+    assert installed(shared) == {
+        "aws-lambda-powertools",
+        "pydantic",
+        "pydantic-core",
+        "annotated-types",
+        "typing-extensions",
+        "typing-inspection",
+    }
+    # requests for the sync alone; urllib3 is the runtime's.
+    assert installed(sync) == {"requests", "idna", "charset-normalizer", "certifi"}
     for function in ALL_FUNCTIONS:
         assert (build_dir / function / "app.py").is_file()
 
@@ -121,22 +144,26 @@ print("\\n".join(problems[:20]))
 """
 
 
-def test_layer_ships_valid_bytecode_for_every_module(build_dir: Path):
+@pytest.mark.parametrize(("layer", "modules"), [("SharedLayer", 150), ("SyncLayer", 30)])
+def test_layer_ships_valid_bytecode_for_every_module(build_dir: Path, layer: str, modules: int):
     # Lambda's /opt is read-only: without these every cold start compiles the layer from source.
     checked = subprocess.run(
-        [str(LAMBDA_PYTHON), "-s", "-c", CHECK_BYTECODE, str(build_dir / "SharedLayer" / "python")],
+        [str(LAMBDA_PYTHON), "-s", "-c", CHECK_BYTECODE, str(build_dir / layer / "python")],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
     count, problems = int(checked[0]), [line for line in checked[1:] if line]
-    assert count > 300 and problems == []
+    assert count > modules and problems == []
 
 
 def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, str]) -> dict:
-    """Invoke a built handler in the boto3-only interpreter; its response and where
-    each package was imported from."""
-    layer_dir = build_dir / "SharedLayer" / "python"
+    """Invoke a built handler in the boto3-only interpreter, with the layers the
+    template gives it; its response, where each package was imported from, and which
+    payload modules it loaded."""
+    layer_dirs = [build_dir / "SharedLayer" / "python"]
+    if function == "CcCdrSyncFunction":
+        layer_dirs.append(build_dir / "SyncLayer" / "python")
     base = {
         "PATH": os.environ["PATH"],
         "AWS_ACCESS_KEY_ID": "testing",
@@ -150,8 +177,8 @@ def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, st
             "-c",
             RUN_HANDLER,
             str(build_dir / function),
-            str(layer_dir),
             str(EVENTS / event_file),
+            *map(str, layer_dirs),
         ],
         cwd=build_dir,
         env=base | env,
@@ -164,8 +191,21 @@ def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, st
     [line] = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     result = json.loads(line.removeprefix("RESULT "))
     assert result["origins"]["app"].startswith(str(build_dir / function))
+    origins = result["origins"]
     for module in ("nxcloud_cdr", "pydantic", "aws_lambda_powertools"):
-        assert result["origins"][module].startswith(str(layer_dir)), (module, result["origins"][module])
+        assert origins[module].startswith(str(layer_dirs[0])), (module, origins[module])
+    # What the runtime provides comes from the runtime; boto3 itself is never loaded
+    # (botocore alone builds the clients: boto3 costs ~50 ms of cold start).
+    for module in ("botocore", "urllib3", "jmespath"):
+        assert origins[module] is None or origins[module].startswith(str(LAMBDA_PYTHON.parent.parent)), origins
+    assert origins["boto3"] is None
+    if function == "CcCdrSyncFunction":
+        assert origins["requests"].startswith(str(layer_dirs[1]))
+        assert result["payloads"] == ["nxcloud_cdr.payloads.cc_cdr"]
+    else:
+        # A push function loads its own kind's model alone, and no HTTP library of its own.
+        assert origins["requests"] is None
+        assert result["payloads"] == [f"nxcloud_cdr.payloads.{PUSH_KIND_OF[function]}"]
     return result["response"]
 
 

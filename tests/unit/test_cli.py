@@ -15,7 +15,11 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from nxcloud_cdr.cli import (
+from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.store import CallStore
+
+from devtools.template import create_tables
+from tools.nxcdr import (
     build_parser,
     command_rotate_token,
     command_urls,
@@ -24,10 +28,6 @@ from nxcloud_cdr.cli import (
     parse_time,
     render_table,
 )
-from nxcloud_cdr.kinds import PUSH_KINDS
-from nxcloud_cdr.store import CallStore
-
-from devtools.template import create_tables
 
 
 def test_times_absolute_and_relative():
@@ -61,7 +61,7 @@ def test_commands_and_their_required_arguments():
 
 
 def test_deployed_stack_is_found_from_its_outputs_and_the_token_read_only_when_needed():
-    from nxcloud_cdr.cli import deployed_target
+    from tools.nxcdr import deployed_target
 
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
@@ -380,7 +380,7 @@ def test_aws_errors_are_one_line_not_a_traceback(monkeypatch, capsys, tmp_path):
 
 
 def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
-    from nxcloud_cdr.cli import Target
+    from tools.nxcdr import Target
 
     put: list[str] = []
     target = Target(
@@ -403,7 +403,7 @@ def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
 
 
 def test_show_lists_the_other_copies_received_and_what_was_not_normalised(deployed, capsys):
-    from nxcloud_cdr.mapping import map_pns_call_result
+    from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
     from nxcloud_cdr.times import parse_zone
     from nxcloud_cdr.write_rule import RecordWriter
 

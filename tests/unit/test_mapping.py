@@ -8,14 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from nxcloud_cdr.mapping import (
-    MissingIdError,
-    map_cc_cdr,
-    map_cc_report,
-    map_pns_binding_not_exist,
-    map_pns_call_result,
-    queue_duration_ms,
-)
+from nxcloud_cdr.mapping import MissingIdError
+from nxcloud_cdr.payloads.cc_cdr import map_cc_cdr, queue_duration_ms
+from nxcloud_cdr.payloads.cc_report import map_cc_report
+from nxcloud_cdr.payloads.pns_binding_not_exist import map_pns_binding_not_exist
+from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
 from nxcloud_cdr.records import completeness, content_hash
 from nxcloud_cdr.times import parse_zone
 

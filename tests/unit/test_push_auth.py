@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from nxcloud_cdr import aws_clients
 from nxcloud_cdr.config import PushSettings
 from nxcloud_cdr.push_auth import (
     PushToken,
@@ -247,11 +248,11 @@ def test_deployed_settings_read_the_secret_with_one_short_timeout_client(monkeyp
             # Created long ago: the previous version is not even read.
             return {"SecretString": "tok\n", "CreatedDate": datetime(2020, 1, 1, tzinfo=UTC)}
 
-    def client(service: str, **kwargs: Any) -> FakeClient:
-        made.append((service, kwargs.get("config")))
+    def client(service: str, config: Any = None) -> FakeClient:
+        made.append((service, config))
         return FakeClient()
 
-    monkeypatch.setattr(boto3, "client", client)
+    monkeypatch.setattr(aws_clients, "client", client)
     settings = PushSettings.from_env(
         {
             "TABLE_NAME": "t",

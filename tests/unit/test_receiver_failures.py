@@ -10,6 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
+from nxcloud_cdr import aws_clients
 from nxcloud_cdr.config import PushSettings
 from nxcloud_cdr.receiver import reset_runtime, runtime
 
@@ -119,14 +120,16 @@ def test_replacement_that_fails_is_503_and_changes_nothing(aws, push_env, invoke
     assert json.loads(kept["raw"]) == payload | {"recordFile": ""}
 
 
-def test_unexpected_mapping_error_is_422_and_quarantined_never_500(aws, push_env):
-    from nxcloud_cdr.kinds import PushKind
+def test_unexpected_mapping_error_is_422_and_quarantined_never_500(aws, push_env, monkeypatch):
+    from nxcloud_cdr.kinds import PNS_CALL_RESULT
+    from nxcloud_cdr.payloads import pns_call_result
     from nxcloud_cdr.receiver import Receiver
 
     def broken(*_: Any) -> Any:
         raise KeyError("a bug")
 
-    response = Receiver(PushKind("pns_call_result", broken), runtime()).receive(load_event("pns-call-result.json"))
+    monkeypatch.setattr(pns_call_result, "map_pns_call_result", broken)
+    response = Receiver(PNS_CALL_RESULT, runtime()).receive(load_event("pns-call-result.json"))
 
     assert response["statusCode"] == 422
     assert body_of(response)["error"] == "unprocessable"
@@ -140,10 +143,10 @@ def test_token_read_from_secrets_manager_once_per_container(aws, push_env, invok
     monkeypatch.setenv("PUSH_TOKEN_SECRET_ID", secret["ARN"])
     reset_runtime()
     calls = []
-    real_client = boto3.client
+    real_client = aws_clients.client
 
-    def counting_client(service: str, *args: Any, **kwargs: Any) -> Any:
-        client = real_client(service, *args, **kwargs)  # type: ignore[call-overload]
+    def counting_client(service: str, config: Any = None) -> Any:
+        client = real_client(service, config)
         if service == "secretsmanager":
             original = client.get_secret_value
 
@@ -154,7 +157,7 @@ def test_token_read_from_secrets_manager_once_per_container(aws, push_env, invok
             client.get_secret_value = get_secret_value
         return client
 
-    monkeypatch.setattr(boto3, "client", counting_client)
+    monkeypatch.setattr(aws_clients, "client", counting_client)
     event = load_event("pns-call-result.json")
     event["pathParameters"]["token"] = "s3cr3t-token-value"
 

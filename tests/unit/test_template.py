@@ -53,6 +53,11 @@ def test_functions_and_layer_are_python313_x86_64():
     makefile = repo_path("layers", "shared", "Makefile").read_text(encoding="utf-8")
     assert "build-SharedLayer:" in makefile and "--invalidation-mode unchecked-hash" in makefile
     assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    # requests in a layer of its own, for the sync alone.
+    assert RESOURCES["SyncLayer"]["Metadata"] == layer["Metadata"]
+    assert "build-SyncLayer:" in makefile
+    assert RESOURCES["CcCdrSyncFunction"]["Properties"]["Layers"] == [{"Ref": "SyncLayer"}]
+    assert all("Layers" not in RESOURCES[name]["Properties"] for name in FUNCTIONS)
 
 
 @pytest.mark.parametrize("table", ["CallRecordsTable", "QuarantineTable"])

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from pydantic import ValidationError
 
-from . import nxjson
+from . import aws_clients, nxjson
 from .apigw import error_response, json_response, read_request
 from .config import PushSettings
 from .kinds import PushKind
@@ -53,9 +52,8 @@ def runtime() -> Runtime:
         # NXCLOUD documents no push timeout, so answer fast; and a store that hangs must
         # still get its 503 out before the function's 10 s Timeout (past it, API Gateway
         # answers an error of its own): one call is at most 2 x (1 s + 2 s) + backoff.
-        client = boto3.client(
-            "dynamodb",
-            config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}),
+        client = aws_clients.dynamodb(
+            Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}),
         )
         _runtime = Runtime(
             settings,
@@ -154,7 +152,7 @@ class Receiver:
         if not isinstance(payload, dict):
             return self._reject(400, "not_an_object", f"body is a JSON {type(payload).__name__}, not an object", body)
         try:
-            return self.kind.mapper(payload, text, self.rt.settings.zone)
+            return self.kind.map(payload, text, self.rt.settings.zone)
         except MissingIdError as exc:
             return self._reject(400, "missing_id", str(exc), body)
         except ValidationError as exc:

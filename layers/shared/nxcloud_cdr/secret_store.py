@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from . import aws_clients
 
 # A read runs inside a push: a hanging Secrets Manager must not take the function's
 # whole timeout (a failed refresh of the push token falls back on the cached value).
@@ -13,9 +14,9 @@ SECRETS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"total_max_a
 
 
 def secrets_client() -> Any:
-    """A plain boto3 client (Powertools ``parameters`` costs ~170 ms more to import).
+    """A plain client (Powertools ``parameters`` costs ~170 ms more to import).
     Callers that read often keep theirs for the container's lifetime."""
-    return boto3.client("secretsmanager", config=SECRETS_CONFIG)
+    return aws_clients.client("secretsmanager", SECRETS_CONFIG)
 
 
 def secret_string(secret_id: str, client: Any = None) -> str:

@@ -25,7 +25,7 @@ import json
 from decimal import Decimal, DecimalException
 from typing import Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from .dynamodb_types import DYNAMODB_CONTEXT
 
 # Partition keys (and so every index's partition key) hold at most 2048 bytes, sort
 # keys 1024. The id is in the table's partition key and in every index's sort key
@@ -52,7 +52,7 @@ def utf8_bytes(text: str) -> int | None:
 
 
 def number_ok(value: int | float | Decimal) -> bool:
-    """Whether DynamoDB (through boto3's serializer) takes this number as it is."""
+    """Whether DynamoDB (in its decimal context) takes this number as it is."""
     if isinstance(value, bool):
         return True
     if isinstance(value, int) and value.bit_length() > 128:  # over 38 digits, and cheap to tell

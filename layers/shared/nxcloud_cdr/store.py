@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamodb_types import deserialise, serialise
 from .storable import storable
 from .times import iso_utc
 
@@ -48,9 +48,6 @@ SORT_KEY = "sortKey"
 # compressing makes it fit, and cut (flagged) only beyond that.
 _QUARANTINE_BODY_LIMIT = 350_000
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
 
 class StoreError(Exception):
     """The store did not confirm a write: the caller must not acknowledge the push."""
@@ -79,14 +76,6 @@ def expires_at(moment: datetime, days: int) -> int | None:
         return int((moment + timedelta(days=days)).timestamp())
     except OverflowError:  # a call start near year 9999 outlives any retention
         return None
-
-
-def serialise(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items()}
-
-
-def deserialise(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
 def _sha256_text(text: str) -> str:

@@ -28,9 +28,10 @@ from pydantic import ValidationError
 
 from . import nxjson
 from .config import SyncSettings
-from .mapping import MissingIdError, map_cc_cdr
+from .mapping import MissingIdError
 from .nxcloud_api import CDR_PAGE_SIZE, NxcloudApiError, NxcloudClient, NxcloudDeadlineError, NxcloudRateLimitedError
 from .observability import logger
+from .payloads.cc_cdr import map_cc_cdr
 from .records import CallRecord, content_hash
 from .store import CallStore
 from .sync_state import SyncState

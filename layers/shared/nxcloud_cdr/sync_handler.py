@@ -11,9 +11,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
+from . import aws_clients
 from .config import SyncSettings
 from .nxcloud_api import NxcloudClient, NxcloudConfigError
 from .observability import count, logger, metrics
@@ -92,7 +92,7 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
         return {"status": "not_configured", "message": str(exc)}
 
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: _DEFAULT_REMAINING_MS)
-    client = boto3.client("dynamodb")
+    client = aws_clients.dynamodb()
     store = CallStore.from_settings(client, settings)
     writer = RecordWriter.from_settings(client, settings)
     state = SyncState(client, settings.table_name, KIND)

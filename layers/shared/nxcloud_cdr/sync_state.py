@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .store import StoreError, deserialise, is_condition_failure, serialise
+from .dynamodb_types import deserialise, serialise
+from .store import StoreError, is_condition_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamodb_types import deserialise, serialise
 from .records import CallRecord, copy_rank
 from .storable import (
     MAX_ID_BYTES,
@@ -42,7 +43,7 @@ from .storable import (
     storable,
     utf8_bytes,
 )
-from .store import SORT_KEY, StoreError, deserialise, expires_at, is_condition_failure, record_key, serialise
+from .store import SORT_KEY, StoreError, expires_at, is_condition_failure, record_key
 from .times import epoch_ms, iso_utc, month_bucket
 
 if TYPE_CHECKING:

@@ -25,11 +25,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-from .kinds import PUSH_KINDS
-from .phones import normalise_number
-from .store import CallStore, Page, StoreError
-from .times import from_epoch, iso_utc, now_utc
+from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.phones import normalise_number
+from nxcloud_cdr.store import CallStore, Page, StoreError
+from nxcloud_cdr.times import from_epoch, iso_utc, now_utc
 
 # A run of the sync may take the function's whole timeout; an Invoke is never repeated.
 INVOKE_CONFIG = Config(read_timeout=960, connect_timeout=10, retries={"total_max_attempts": 1})

@@ -1,0 +1,1 @@
+"""Tools for operators, run from a clone (not shipped in the Lambda layer)."""

@@ -64,9 +64,9 @@ local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stan
 nxcloud: deps  ## Only the stand-in NXCLOUD CDR API on :8089
 	$(PY) -m devtools.fake_nxcloud
 
-bench: deps  ## Cold-start import cost of each built handler (as built vs precompiled)
+bench: deps  ## Performance and cost figures, each beside its baseline (BENCH_ARGS=--quick, --help)
 	rm -rf .aws-sam && $(SAM) build >/dev/null
-	.venv-lambda/bin/python -s bench/import_cost.py
+	$(PY) -m bench --build-dir .aws-sam/build $(BENCH_ARGS)
 
 events: deps  ## Regenerate events/ from events/payloads/
 	$(PY) -m devtools.events

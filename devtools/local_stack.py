@@ -147,6 +147,7 @@ class LocalStack:
             "tables": TABLES,
             "functions": {name: name for name in self.functions},
             "pushToken": settings["PUSH_TOKEN"],
+            "timezone": os.environ.get("NXCLOUD_TIMEZONE", "+08:00"),
         }
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")

@@ -44,12 +44,41 @@ def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str
     return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
 
 
-def create_table_requests(template: dict[str, Any], names: dict[str, str]) -> list[dict[str, Any]]:
+def _condition_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    """The template's conditions (``!Equals [!Ref Parameter, value]``) at the given
+    parameter values, defaults for the others."""
+    values = {name: str(body.get("Default", "")) for name, body in template.get("Parameters", {}).items()}
+    values.update(parameters)
+    conditions = {}
+    for name, body in template.get("Conditions", {}).items():
+        left, right = body["Fn::Equals"]
+        conditions[name] = values[left["Ref"]] == right
+    return conditions
+
+
+def _choose(value: Any, conditions: dict[str, bool]) -> Any:
+    """``value`` with every ``!If`` decided and ``AWS::NoValue`` list entries left out."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return _choose(when_true if conditions[name] else when_false, conditions)
+        return {key: _choose(inner, conditions) for key, inner in value.items()}
+    if isinstance(value, list):
+        chosen = [_choose(inner, conditions) for inner in value]
+        return [inner for inner in chosen if inner != {"Ref": "AWS::NoValue"}]
+    return value
+
+
+def create_table_requests(
+    template: dict[str, Any], names: dict[str, str], parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """``CreateTable`` arguments for each table in the template; ``names`` maps the
-    logical id to the physical name to use."""
+    logical id to the physical name to use; ``parameters`` overrides the template's
+    parameter defaults (the optional indexes)."""
+    conditions = _condition_values(template, parameters or {})
     requests = []
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
-        props = resource["Properties"]
+        props = _choose(resource["Properties"], conditions)
         request: dict[str, Any] = {
             "TableName": names[logical_id],
             "AttributeDefinitions": props["AttributeDefinitions"],
@@ -65,11 +94,13 @@ def create_table_requests(template: dict[str, Any], names: dict[str, str]) -> li
     return requests
 
 
-def create_tables(client: Any, names: dict[str, str], template: dict[str, Any] | None = None) -> None:
+def create_tables(
+    client: Any, names: dict[str, str], template: dict[str, Any] | None = None, parameters: dict[str, str] | None = None
+) -> None:
     """Create the template's tables (and their TTL settings) through ``client``."""
     template = template or load_template()
     resources = template["Resources"]
-    for request in create_table_requests(template, names):
+    for request in create_table_requests(template, names, parameters):
         client.create_table(**request)
         client.get_waiter("table_exists").wait(TableName=request["TableName"])
     for logical_id, name in names.items():

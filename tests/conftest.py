@@ -123,6 +123,18 @@ def log_output() -> Iterator[Callable[[], str]]:
     handler.setStream(previous)  # type: ignore[attr-defined]
 
 
+def as_read(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item as a reader sees it: kind, id and hash spelled out, and the
+    normalised fields rebuilt from ``raw`` (the item stores neither)."""
+    from nxcloud_cdr.kinds import normalised
+    from nxcloud_cdr.store import readable
+    from nxcloud_cdr.times import parse_zone
+
+    shown = readable(item)
+    shown["fields"], shown["unknownFields"] = normalised(shown, parse_zone("+08:00"))
+    return shown
+
+
 def body_of(response: dict[str, Any]) -> dict[str, Any]:
     return json.loads(response["body"])
 

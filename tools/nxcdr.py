@@ -25,10 +25,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.kinds import PUSH_KINDS, normalised
 from nxcloud_cdr.phones import normalise_number
-from nxcloud_cdr.store import CallStore, Page, StoreError
-from nxcloud_cdr.times import from_epoch, iso_utc, now_utc
+from nxcloud_cdr.store import CallStore, LookupOffError, Page, StoreError
+from nxcloud_cdr.times import from_epoch, iso_utc, now_utc, parse_zone
 
 # A run of the sync may take the function's whole timeout; an Invoke is never repeated.
 INVOKE_CONFIG = Config(read_timeout=960, connect_timeout=10, retries={"total_max_attempts": 1})
@@ -54,6 +54,7 @@ RECORD_KINDS = (*PUSH_KINDS, SYNC_KIND)
 REPLAYABLE_REASONS = ("invalid_fields", "unprocessable", "unstorable", "too_large")
 # The template's PushTokenOverlapHours default, for stacks that predate the parameter.
 DEFAULT_OVERLAP_HOURS = 72
+DEFAULT_TIMEZONE = "+08:00"
 # Like the token the stack generates (40 characters, no punctuation): safe in a URL
 # path, a shell and a double-click. 40 x log2(62) = 238 bits.
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -74,6 +75,8 @@ class Target:
     last_rotation: Callable[[], datetime | None] = lambda: None
     stack: str | None = None
     overlap_hours: int = DEFAULT_OVERLAP_HOURS
+    # The stack's NxcloudTimezone: how the normalised fields are rebuilt from raw.
+    timezone: str = DEFAULT_TIMEZONE
 
 
 def local_target(state_path: Path = LOCAL_STATE) -> Target:
@@ -89,6 +92,7 @@ def local_target(state_path: Path = LOCAL_STATE) -> Target:
         sync_function=state["functions"]["CcCdrSyncFunction"],
         api_url=state["api"],
         push_token=lambda: str(state["pushToken"]),
+        timezone=str(state.get("timezone") or DEFAULT_TIMEZONE),
     )
 
 
@@ -133,6 +137,7 @@ def deployed_target(stack: str, profile: str | None, region: str | None) -> Targ
         last_rotation=last_rotation,
         stack=stack,
         overlap_hours=int(parameters.get("PushTokenOverlapHours") or DEFAULT_OVERLAP_HOURS),
+        timezone=str(parameters.get("NxcloudTimezone") or DEFAULT_TIMEZONE),
     )
 
 
@@ -196,8 +201,10 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
     if not items:
         sys.stderr.write(f"no record with id {arguments.id}\n")
         return 1
+    zone = parse_zone(target.timezone)
     for item in items:
         item["versions"] = target.store.versions(arguments.id, str(item["kind"]))
+        item["fields"], item["unknownFields"] = normalised(item, zone)
     if arguments.json:
         _emit(arguments, items, "")
         return 0
@@ -518,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoCredentialsError:
         sys.stderr.write("nxcdr: no AWS credentials found: use --profile, or set them as boto3 reads them\n")
         return 1
-    except (BotoCoreError, ClientError, StoreError) as error:
+    except (BotoCoreError, ClientError, StoreError, LookupOffError) as error:
         sys.stderr.write("nxcdr: " + " ".join(str(error).split()) + "\n")
         return 1
     return code

@@ -12,7 +12,7 @@ from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
 from nxcloud_cdr.store import CallStore, Page
 from nxcloud_cdr.times import parse_zone
 
-from tests.conftest import payload_text
+from tests.conftest import as_read, payload_text
 
 UTC8 = parse_zone("+08:00")
 BASE = datetime(2024, 1, 30, 22, 0, tzinfo=UTC)  # spans a month boundary below
@@ -81,7 +81,7 @@ def test_one_record_by_nxcloud_id_of_any_kind(store, writer, calls):
 
     assert sorted(item["kind"] for item in found) == ["cc_report", "pns_call_result"]
     [only] = store.get(calls[0]["callId"], kind="pns_call_result")
-    assert only["fields"]["caller"] == calls[0]["caller"]
+    assert as_read(only)["fields"]["caller"] == calls[0]["caller"]
     assert ids(store.get("1640920940635361280")) == ["1640920940635361280"]
     assert store.get("no-such-id") == []
 

@@ -6,9 +6,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from nxcloud_cdr.dynamodb_types import deserialise
+from nxcloud_cdr.dynamodb_types import deserialise, item_size
 
-from tests.conftest import body_of, event_with_body, load_event, payload_text
+from tests.conftest import as_read, body_of, event_with_body, load_event, payload_text
 
 SAMPLES = [
     ("PnsCallResultFunction", "pns-call-result.json", "pns_call_result", "1604763745256783872"),
@@ -38,9 +38,17 @@ def test_sample_event_is_stored_with_raw_body(ddb, push_env, invoke, function, e
     assert response["statusCode"] == 200
     assert body_of(response) == {"ok": True, "outcome": "stored", "id": nxcloud_id}
     [item] = scan(ddb, push_env["TABLE_NAME"])
-    assert (item["pk"], item["sk"], item["kind"], item["nxcloudId"]) == (f"ID#{nxcloud_id}", kind, kind, nxcloud_id)
-    assert item["raw"] == event["body"]  # exactly what NXCLOUD sent
-    assert json.loads(item["raw"]) == json.loads(payload_text(event_file))
+    assert (item["pk"], item["sk"]) == (f"ID#{nxcloud_id}", kind)
+    # Nothing stored twice: the normalised fields are rebuilt from raw, kind and id are the key.
+    assert not set(item) & {"fields", "unknownFields", "kind", "nxcloudId", "contentHash", "completeness"}
+    assert (as_read(item)["kind"], as_read(item)["nxcloudId"]) == (kind, nxcloud_id)
+    assert as_read(item)["fields"]
+    assert as_read(item)["raw"] == event["body"]  # exactly what NXCLOUD sent
+    assert json.loads(as_read(item)["raw"]) == json.loads(payload_text(event_file))
+    # One write unit: raw is kept as text when the item fits 1 KB, compressed when that makes it fit.
+    assert item_size(item) <= 1024
+    as_text = {name: value for name, value in item.items() if name != "rawZlib"} | {"raw": event["body"]}
+    assert ("raw" in item) == (item_size(as_text) <= 1024)
     assert item["source"] == "push"
     assert "expiresAt" not in item  # RETENTION_DAYS=0 keeps records forever
     assert scan(ddb, push_env["QUARANTINE_TABLE_NAME"]) == []
@@ -50,7 +58,7 @@ def test_unknown_fields_are_accepted_and_kept(ddb, push_env, invoke):
     response = invoke("PnsCallResultFunction", load_event("pns-call-result-unanswered.json"))
 
     assert response["statusCode"] == 200
-    [item] = scan(ddb, push_env["TABLE_NAME"])
+    [item] = records(ddb, push_env["TABLE_NAME"])
     assert item["unknownFields"] == ["lineIp"]
     assert item["fields"]["lineIp"] == "10.0.0.8"
     assert item["calleeNumber"] == "NX09445G000025"  # SIP URI user part
@@ -108,8 +116,12 @@ def test_sixty_concurrent_retries_store_one_item(ddb, push_env, invoke):
 
 
 def records(ddb, table: str) -> list[dict]:
-    """The items lookups see (not the versions of copies that are not shown)."""
-    return [item for item in scan(ddb, table) if not item["sk"].startswith("v#")]
+    """The items lookups see (not the versions of copies that are not shown), as read."""
+    return [
+        as_read(item)
+        for item in scan(ddb, table)
+        if str(item["pk"]).startswith("ID#") and not str(item["sk"]).startswith("v#")
+    ]
 
 
 def test_more_complete_copy_replaces_stored_one_and_old_copy_is_a_version(ddb, push_env, invoke, store):

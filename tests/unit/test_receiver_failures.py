@@ -15,7 +15,7 @@ from nxcloud_cdr.config import PushSettings
 from nxcloud_cdr.receiver import reset_runtime, runtime
 
 from devtools.template import create_tables
-from tests.conftest import body_of, load_event
+from tests.conftest import as_read, body_of, load_event
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_superseded_copy_that_cannot_be_kept_is_503(aws, push_env, invoke, monke
         monkeypatch.setenv(name, value)
     # NXCLOUD's retry keeps the copy as a version; the better copy stays shown.
     assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "superseded"
-    assert runtime().store.get("1604763745256783872", "pns_call_result")[0]["fields"]["recordFile"]
+    assert as_read(runtime().store.get("1604763745256783872", "pns_call_result")[0])["fields"]["recordFile"]
     assert [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")] == [stale]
 
 
@@ -110,7 +110,7 @@ def test_replacement_that_fails_is_503_and_changes_nothing(aws, push_env, invoke
     response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
 
     assert response["statusCode"] == 503
-    assert runtime().store.get("1604763745256783872", "pns_call_result")[0]["fields"]["recordFile"] == ""
+    assert as_read(runtime().store.get("1604763745256783872", "pns_call_result")[0])["fields"]["recordFile"] == ""
     assert runtime().store.versions("1604763745256783872") == []
     monkeypatch.undo()
     for name, value in push_env.items():

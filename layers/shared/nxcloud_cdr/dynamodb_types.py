@@ -74,3 +74,31 @@ def serialise(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def deserialise(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: deserialise_value(value) for name, value in item.items()}
+
+
+def _value_size(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, int | Decimal):
+        digits = len(DYNAMODB_CONTEXT.create_decimal(value).normalize().as_tuple().digits)
+        return min(21, (digits + 1) // 2 + 1)
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, bytes | bytearray):
+        return len(value)
+    if isinstance(value, Mapping):
+        return 3 + sum(1 + len(str(name).encode("utf-8")) + _value_size(inner) for name, inner in value.items())
+    if isinstance(value, list | tuple | set):
+        return 3 + sum(1 + _value_size(inner) for inner in value)
+    raise TypeError(f"no DynamoDB type for {type(value).__name__}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """The item's size as DynamoDB bills it: names and values, by its documented rules
+    (a number is 1 byte per two significant digits plus 1)."""
+    return sum(len(name.encode("utf-8")) + _value_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    """Write units of writing an item of ``size`` bytes (one per KB started)."""
+    return max(1, -(-size // 1024))

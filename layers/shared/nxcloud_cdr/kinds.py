@@ -49,3 +49,23 @@ CC_CDR = RecordKind("cc_cdr")
 
 PUSH_KINDS: dict[str, PushKind] = {kind.name: kind for kind in (PNS_CALL_RESULT, PNS_BINDING_NOT_EXIST, CC_REPORT)}
 RECORD_KINDS: dict[str, RecordKind] = {**PUSH_KINDS, CC_CDR.name: CC_CDR}
+
+
+def normalised(item: dict[str, Any], zone: tzinfo) -> tuple[dict[str, Any], list[str]]:
+    """The normalised fields of a stored record and the names of fields the model does
+    not know, rebuilt from its ``raw`` by its kind's mapper (the item stores neither;
+    items from before the slim item stored both, and those are returned as stored).
+    Times NXCLOUD sends without a zone are read in ``zone``, the deployment's."""
+    if "fields" in item:
+        return dict(item["fields"]), list(item.get("unknownFields", []))
+    kind = RECORD_KINDS.get(str(item.get("kind") or item.get("sk")))
+    if kind is None or not item.get("raw"):
+        return {}, []
+    from . import nxjson  # noqa: PLC0415 - read paths only (the operator tool)
+
+    raw = str(item["raw"])
+    try:
+        record = kind.map(nxjson.loads(raw), raw, zone)
+    except Exception as exc:  # a record stored by an older mapping that this one refuses
+        return {"_notReadable": f"{type(exc).__name__}: {str(exc)[:200]}"}, []
+    return record.fields, list(record.unknown_fields)

@@ -123,8 +123,3 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (ValueError, RecursionError):
         return repr(value)
-
-
-def estimated_size(item: dict[str, Any]) -> int:
-    """An upper estimate of an item's size as DynamoDB counts it (names + values)."""
-    return len(json.dumps(item, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))

@@ -43,7 +43,11 @@ INDEX_KEYS = {
     BY_CUSTOMER_BIND_ID: "customerBindId",
 }
 NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID)
+# Indexes a deployment may leave out (template parameters), to save a write unit per record.
+OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_CUSTOMER_BIND_ID: "CustomerBindIdLookup"}
 SORT_KEY = "sortKey"
+# ``raw`` compressed with zlib, in items where that saves a write unit.
+RAW_COMPRESSED = "rawZlib"
 # A quarantined body is kept whole when it fits DynamoDB's 400 KB item, compressed when
 # compressing makes it fit, and cut (flagged) only beyond that.
 _QUARANTINE_BODY_LIMIT = 350_000
@@ -51,6 +55,10 @@ _QUARANTINE_BODY_LIMIT = 350_000
 
 class StoreError(Exception):
     """The store did not confirm a write: the caller must not acknowledge the push."""
+
+
+class LookupOffError(ValueError):
+    """The lookup's index is turned off in this deployment."""
 
 
 def is_condition_failure(exc: ClientError) -> bool:
@@ -66,6 +74,44 @@ class Page:
 
 def record_key(nxcloud_id: str, kind: str) -> dict[str, str]:
     return {"pk": f"ID#{nxcloud_id}", "sk": kind}
+
+
+def record_id(item: dict[str, Any]) -> tuple[str, str]:
+    """(NXCLOUD id, kind) of a shown item, from its key."""
+    return str(item["pk"]).removeprefix("ID#"), str(item["sk"])
+
+
+def stored_hash(item: dict[str, Any]) -> str:
+    """The content hash of a stored copy: the end of its rank (items from before the
+    slim item kept it as ``contentHash`` too)."""
+    if item.get("contentHash"):
+        return str(item["contentHash"])
+    return str(item.get("rank", "")).rsplit(".", 1)[-1]
+
+
+def readable(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item (a record, a version or an index copy) with what its key and rank
+    hold spelled out: ``kind``, ``nxcloudId``, ``contentHash``, and ``raw`` as text
+    however it is stored. Items written before the slim item stored these themselves;
+    both shapes read the same."""
+    shown = dict(item)
+    sk = str(item.get("sk", ""))
+    if "nxcloudId" not in shown and str(item.get("pk", "")).startswith("ID#"):
+        shown["nxcloudId"] = str(item["pk"]).removeprefix("ID#")
+    elif "nxcloudId" not in shown and SORT_KEY in item:  # an index copy of a slim item
+        shown["nxcloudId"] = str(item[SORT_KEY]).split("#", 2)[2]
+    if "kind" not in shown:
+        if sk.startswith("v#"):
+            shown["kind"] = sk.split("#", 2)[1]
+        elif sk:
+            shown["kind"] = sk
+        elif SORT_KEY in item:
+            shown["kind"] = str(item[SORT_KEY]).split("#", 2)[1]
+    if "contentHash" not in shown and "rank" in shown:
+        shown["contentHash"] = stored_hash(shown)
+    if RAW_COMPRESSED in shown:
+        shown["raw"] = zlib.decompress(bytes(shown.pop(RAW_COMPRESSED))).decode("utf-8", "surrogatepass")
+    return shown
 
 
 def expires_at(moment: datetime, days: int) -> int | None:
@@ -113,6 +159,7 @@ class CallStore:
         self.table_name = table_name
         self.quarantine_table_name = quarantine_table_name
         self._quarantine_retention_days = quarantine_retention_days
+        self._indexes: frozenset[str] | None = None
 
     @classmethod
     def from_settings(cls, client: DynamoDBClient, settings: StoreSettings) -> CallStore:
@@ -244,7 +291,7 @@ class CallStore:
         }
         while True:
             response = self._client.query(**arguments)
-            items.extend(deserialise(item) for item in response.get("Items", []))
+            items.extend(readable(deserialise(item)) for item in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return items
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -253,7 +300,7 @@ class CallStore:
         """Access pattern 1: the record(s) with this NXCLOUD id (of every kind unless given)."""
         if kind is not None:
             item = self._get_raw_item(nxcloud_id, kind)
-            return [deserialise(item)] if item else []
+            return [readable(deserialise(item))] if item else []
         return [item for item in self._partition(nxcloud_id) if not str(item["sk"]).startswith("v#")]
 
     def versions(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
@@ -261,6 +308,23 @@ class CallStore:
         its ``raw`` body, ``rank`` and ``receivedAt`` (README, "What wins when copies differ")."""
         prefix = f"v#{kind}#" if kind else "v#"
         return [item for item in self._partition(nxcloud_id) if str(item["sk"]).startswith(prefix)]
+
+    def indexes(self) -> frozenset[str]:
+        """The lookup indexes this table has and can answer from (read once)."""
+        if self._indexes is None:
+            table = self._client.describe_table(TableName=self.table_name)["Table"]
+            self._indexes = frozenset(
+                index["IndexName"]
+                for index in table.get("GlobalSecondaryIndexes", [])
+                if index.get("IndexStatus", "ACTIVE") == "ACTIVE"
+            )
+        return self._indexes
+
+    def _require(self, index: str) -> None:
+        if index not in self.indexes():
+            parameter = OPTIONAL_INDEXES.get(index)
+            hint = f' (deploy with {parameter}="true" to turn it on)' if parameter else ""
+            raise LookupOffError(f"this stack has no index {index}{hint}")
 
     def _query_index(
         self, index: str, key: str, *, limit: int, newest_first: bool, start_key: Any = None, **extra: Any
@@ -284,7 +348,7 @@ class CallStore:
         if start_key is not None:
             arguments["ExclusiveStartKey"] = start_key
         response = self._client.query(**arguments)
-        return [deserialise(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+        return [readable(deserialise(item)) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
     def by_time(
         self, kind: str, start: datetime, end: datetime, *, limit: int = 100, cursor: str | None = None
@@ -317,15 +381,16 @@ class CallStore:
         return Page(items, None)
 
     def by_number(self, number: str, *, limit: int = 50, cursor: str | None = None) -> Page:
-        """Access pattern 3: records where the number is caller, callee or X, newest first.
+        """Access pattern 3: records where the number is caller, callee or X, newest first
+        (X only where the ByDid index is on).
 
-        Queries the three number indexes and merges them; the cursor is the sort key of
-        the last item returned, which all three indexes share.
+        Queries the number indexes and merges them; the cursor is the sort key of the
+        last item returned, which all of them share.
         """
         before = _decode_cursor(cursor) if cursor else None
         merged: dict[str, dict[str, Any]] = {}
         more = False
-        for index in NUMBER_INDEXES:
+        for index in (index for index in NUMBER_INDEXES if index in self.indexes()):
             extra = {"before": before} if before else {}
             found, last = self._query_index(index, number, limit=limit, newest_first=True, **extra)
             more = more or last is not None
@@ -348,6 +413,7 @@ class CallStore:
         if (bind_id is None) == (customer_bind_id is None):
             raise ValueError("give exactly one of bind_id and customer_bind_id")
         index, key = (BY_BIND_ID, bind_id) if bind_id is not None else (BY_CUSTOMER_BIND_ID, customer_bind_id)
+        self._require(index)
         start_key = _decode_cursor(cursor) if cursor else None
         items, last = self._query_index(index, str(key), limit=limit, newest_first=True, start_key=start_key)
         return Page(items, _encode_cursor(last) if last else None)

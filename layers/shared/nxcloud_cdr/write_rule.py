@@ -25,6 +25,7 @@ conditional write, as before; only a differing copy costs more.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -32,19 +33,27 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .dynamodb_types import deserialise, serialise
+from .dynamodb_types import deserialise, item_size, serialise, write_units
 from .records import CallRecord, copy_rank
 from .storable import (
     MAX_ID_BYTES,
     MAX_INDEX_KEY_BYTES,
     MAX_ITEM_BYTES,
     UnstorableError,
-    estimated_size,
     storable,
     utf8_bytes,
 )
-from .store import SORT_KEY, StoreError, expires_at, is_condition_failure, record_key
-from .times import epoch_ms, iso_utc, month_bucket
+from .store import (
+    RAW_COMPRESSED,
+    SORT_KEY,
+    StoreError,
+    expires_at,
+    is_condition_failure,
+    record_id,
+    record_key,
+    stored_hash,
+)
+from .times import iso_utc, month_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -61,7 +70,7 @@ _INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "bindId", "cus
 # the read and the transaction (each round reads the newer copy first).
 _MAX_ROUNDS = 6
 # What a version item keeps of its copy: enough to show it and to tell it apart.
-_VERSION_ATTRIBUTES = ("kind", "nxcloudId", "source", "raw", "contentHash", "rank", "receivedAt", "expiresAt")
+_VERSION_ATTRIBUTES = ("source", "raw", RAW_COMPRESSED, "receivedAt", "expiresAt")
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,12 @@ def _id_problem(nxcloud_id: str) -> str | None:
 def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
     """The stored item of a record (pure), storable as it is. Index keys are left out
     when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
-    Raises :class:`UnstorableError` when no item can hold the record."""
+    Raises :class:`UnstorableError` when no item can hold the record.
+
+    Nothing is stored twice (the item is the unit of write cost): the kind and id are
+    the key, the content hash ends the rank, and the normalised fields are rebuilt from
+    ``raw`` on read (:func:`.kinds.normalised`); what is stored beside ``raw`` is what a
+    lookup needs without reading it."""
     problem = _id_problem(record.nxcloud_id)
     if problem:
         raise UnstorableError(problem)
@@ -105,8 +119,6 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
     indexed_at = record.start or received_at
     item: dict[str, Any] = {
         **record_key(record.nxcloud_id, record.kind),
-        "kind": record.kind,
-        "nxcloudId": record.nxcloud_id,
         "source": source,
         SORT_KEY: f"{iso_utc(indexed_at)}#{record.kind}#{record.nxcloud_id}",
         "timeBucket": f"{record.kind}#{month_bucket(indexed_at)}",
@@ -118,14 +130,9 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
         "customerBindId": record.customer_bind_id,
         "durationSec": record.duration_sec,
         "statusName": record.status_name,
-        "fields": record.fields,
-        "unknownFields": list(record.unknown_fields),
         "raw": record.raw,
-        "contentHash": record.content_hash,
-        "completeness": record.completeness,
         "rank": record.rank,
         "receivedAt": iso_utc(received_at),
-        "receivedAtMs": epoch_ms(received_at),
         "expiresAt": expires_at(indexed_at, retention_days),
     }
     for name in _INDEX_ATTRIBUTES:
@@ -140,14 +147,22 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
     item = {name: storable(value, name, problems) for name, value in item.items()}
     if problems:
         item["problems"] = _summary(problems)
-    if estimated_size(item) > MAX_ITEM_BYTES:
-        # raw holds everything fields holds; the lookups stay.
-        problems.append("fields: left out, the item would be over DynamoDB's 400 KB (raw keeps every field)")
-        del item["fields"]
-        item["problems"] = _summary(problems)
-        if estimated_size(item) > MAX_ITEM_BYTES:
-            raise UnstorableError("the record is too large for one DynamoDB item even without its normalised fields")
+    item = _raw_compressed_if_cheaper(item)
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise UnstorableError("the record is too large for one DynamoDB item")
     return item
+
+
+def _raw_compressed_if_cheaper(item: dict[str, Any]) -> dict[str, Any]:
+    """The item with ``raw`` stored compressed (``rawZlib``) when that makes it cost
+    fewer write units; as text (readable in the console) otherwise. Readers see
+    ``raw`` either way (:func:`.store.readable`)."""
+    size = item_size(item)
+    if size <= 1024:
+        return item
+    compressed = zlib.compress(str(item["raw"]).encode("utf-8", "surrogatepass"), 9)
+    smaller = {name: value for name, value in item.items() if name != "raw"} | {RAW_COMPRESSED: compressed}
+    return smaller if write_units(item_size(smaller)) < write_units(size) else item
 
 
 # A body of many bad values must not make an item too large with its own notes.
@@ -166,8 +181,11 @@ def _summary(problems: list[str]) -> list[str]:
 
 
 def _version_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A shown item (of either shape, see :func:`.store.readable`) as a version."""
     version = {name: item[name] for name in _VERSION_ATTRIBUTES if name in item}
-    version.update(version_key(str(item["nxcloudId"]), str(item["kind"]), str(item["contentHash"])))
+    version["rank"] = _rank_of(item)
+    nxcloud_id, kind = record_id(item)
+    version.update(version_key(nxcloud_id, kind, stored_hash(item)))
     return version
 
 
@@ -175,8 +193,9 @@ def _rank_of(item: dict[str, Any]) -> str:
     rank = item.get("rank")
     if rank:
         return str(rank)
-    # An item written before ranks existed: its rank from what it stored (the latest of
-    # its normalised times is the latest NXCLOUD time the mapping saw).
+    # An item written before ranks existed (it has its fields, completeness and hash):
+    # its rank from what it stored (the latest of its normalised times is the latest
+    # NXCLOUD time the mapping saw).
     return copy_rank(
         int(item.get("completeness", 0)), _latest_time_ms(item.get("fields") or {}), str(item.get("contentHash", ""))
     )
@@ -193,6 +212,18 @@ def _latest_time_ms(fields: dict[str, Any]) -> int:
             elif name.endswith("Ms") and f"{name[:-2]}Utc" in current and isinstance(value, int | Decimal):
                 latest = max(latest, int(value))
     return latest
+
+
+def _unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
+    """The condition that the shown copy is still ``stored``: its rank (which ends in
+    its content hash), or the hash of an item from before ranks."""
+    name = "rank" if "rank" in stored else "contentHash"
+    value = stored["rank"] if name == "rank" else stored_hash(stored)
+    return {
+        "ConditionExpression": "#seen = :seen",
+        "ExpressionAttributeNames": {"#seen": name},
+        "ExpressionAttributeValues": serialise({":seen": value}),
+    }
 
 
 def _code(exc: ClientError) -> str:
@@ -228,7 +259,7 @@ class RecordWriter:
             stored = self._put_new(serialised)
             if stored is None:
                 return WriteResult("stored")
-            if stored.get("contentHash") == record.content_hash:
+            if stored_hash(stored) == record.content_hash:
                 return WriteResult("duplicate")
             if record.rank < _rank_of(stored):
                 self._put_version(_version_item(item))
@@ -283,17 +314,11 @@ class RecordWriter:
     def _replace(self, serialised: dict[str, Any], stored: dict[str, Any]) -> bool:
         """Show the new copy and keep the stored one as a version, atomically, if the
         stored copy is still the one read. False when another writer got there first."""
+        shown: dict[str, Any] = {"TableName": self.table_name, "Item": serialised, **_unchanged_since(stored)}
         try:
             self._client.transact_write_items(
                 TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table_name,
-                            "Item": serialised,
-                            "ConditionExpression": "contentHash = :seen",
-                            "ExpressionAttributeValues": serialise({":seen": stored["contentHash"]}),
-                        }
-                    },
+                    {"Put": shown},  # type: ignore[typeddict-item]
                     {"Put": {"TableName": self.table_name, "Item": serialise(_version_item(stored))}},
                 ]
             )
@@ -368,7 +393,8 @@ class RecordWriter:
             pending: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [serialise(record_key(*key)) for key in readable[start : start + 100]],
-                    "ProjectionExpression": "nxcloudId, sk, contentHash",
+                    "ProjectionExpression": "pk, sk, contentHash, #rank",
+                    "ExpressionAttributeNames": {"#rank": "rank"},
                     "ConsistentRead": True,
                 }
             }
@@ -378,8 +404,8 @@ class RecordWriter:
                 except (ClientError, BotoCoreError) as exc:
                     raise StoreError(str(exc)) from exc
                 for raw_item in response.get("Responses", {}).get(self.table_name, []):
-                    version = deserialise(raw_item)
-                    found[(str(version["nxcloudId"]), str(version["sk"]))] = str(version.get("contentHash", ""))
+                    shown = deserialise(raw_item)
+                    found[record_id(shown)] = stored_hash(shown)
                 pending = dict(response.get("UnprocessedKeys") or {})
                 if not pending:
                     break

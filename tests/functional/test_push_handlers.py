@@ -279,3 +279,24 @@ def test_base64_encoded_body_is_decoded(ddb, push_env, invoke):
     assert response["statusCode"] == 200
     [item] = scan(ddb, push_env["TABLE_NAME"])
     assert item["raw"] == body.decode()
+
+
+@pytest.mark.parametrize(("function", "event_file", "kind", "nxcloud_id"), SAMPLES)
+def test_a_stored_push_logs_one_short_line_without_numbers(
+    ddb, push_env, invoke, capsys, function, event_file, kind, nxcloud_id
+):
+    event = load_event(event_file)
+    capsys.readouterr()
+
+    invoke(function, event)
+
+    [line] = capsys.readouterr().out.splitlines()  # INFO, the default level
+    logged = json.loads(line)
+    assert len(line.encode()) <= 512
+    assert (logged["nxcloudId"], logged["outcome"], logged["PushType"]) == (nxcloud_id, "stored", kind)
+    assert logged["RecordsStored"] == [1.0] and logged["requestId"]
+    payload = json.loads(event["body"])
+    numbers = [payload.get(name) for name in ("caller", "callee", "called", "did")]
+    numbers += list(payload.get("data", {}).get("requestParams", {}).values())
+    for number in [*numbers, push_env["PUSH_TOKEN"]]:
+        assert not number or str(number) not in line

@@ -170,11 +170,15 @@ class Receiver:
             logger.exception("store write failed; asking NXCLOUD to retry")
             count("StoreFailures")
             return error_response(503, "store_unavailable", "the record was not stored; retry later")
-        logger.append_keys(nxcloudId=record.nxcloud_id)
-        logger.info("push stored", extra={"outcome": result.outcome, "problems": len(record.problems)})
+        # One line per push at the default level: the metrics line, which carries the
+        # outcome and the id (never a number: ids are NXCLOUD's, not people's).
+        # Rejections and failures log a line of their own at WARNING/ERROR.
+        logger.debug("push stored", extra={"nxcloudId": record.nxcloud_id, "outcome": result.outcome})
         count(_OUTCOME_METRICS[result.outcome])
         if record.problems:
             count("FieldProblems")
+        metrics.add_metadata(key="nxcloudId", value=record.nxcloud_id)
+        metrics.add_metadata(key="outcome", value=result.outcome)
         return json_response(200, {"ok": True, "outcome": result.outcome, "id": record.nxcloud_id})
 
 
@@ -185,6 +189,7 @@ def make_handler(kind: PushKind) -> Handler:
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_dimension(name="PushType", value=kind.name)
+        metrics.add_metadata(key="requestId", value=str(getattr(context, "aws_request_id", "")))
         try:
             rt = runtime()
         except Exception:

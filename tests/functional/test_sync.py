@@ -8,8 +8,11 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 from nxcloud_cdr.config import SyncSettings
 from nxcloud_cdr.nxcloud_api import NxcloudApiError, NxcloudClient, NxcloudConfigError
 from nxcloud_cdr.store import CallStore, StoreError
@@ -198,15 +201,23 @@ def test_crash_after_page_k_then_next_run_stores_every_record_once(
     assert_table_is_data_set(ddb, push_env, fake.records)
 
 
-def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(ddb, push_env, fake, make_sync, settings):
+def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(
+    ddb, push_env, fake, make_sync, settings, monkeypatch
+):
     fake.records = generate_records(100, FIRST_MS, SPAN_MS)
 
-    class FailingWriter(RecordWriter):
-        def write(self, *args, **kwargs):
-            raise StoreError("throttled")
+    # The writer's own client throttles every write (the sync's state and reads still work).
+    throttled = boto3.client("dynamodb", endpoint_url=ddb.meta.endpoint_url)
+
+    def throttle(**_: Any) -> None:
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+        raise ClientError(error, "BatchWriteItem")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(throttled, "batch_write_item", throttle)
+    monkeypatch.setattr(throttled, "put_item", throttle)
 
     with pytest.raises(StoreError):
-        make_sync(writer_=FailingWriter(ddb, settings.table_name)).run_scheduled()
+        make_sync(writer_=RecordWriter(throttled, settings.table_name)).run_scheduled()
 
     assert checkpoint(ddb, settings) is None
 

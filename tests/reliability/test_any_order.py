@@ -105,6 +105,15 @@ def write_all(writer: RecordWriter, records: list[tuple[CallRecord, str]], *, co
             one(numbered)
 
 
+def write_pages(writer: RecordWriter, records: list[tuple[CallRecord, str]], *, sole_writer: bool) -> None:
+    """As the sync writes: pages of up to three copies, each page at once (a page may
+    hold two copies of one record); the sync is the sole writer of its own kind."""
+    for number, start in enumerate(range(0, len(records), 3)):
+        page = [record for record, _ in records[start : start + 3]]
+        outcome = writer.write_many(page, RECEIVED + timedelta(seconds=number), source="sync", sole_writer=sole_writer)
+        assert outcome.refused == []
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -115,12 +124,15 @@ def write_all(writer: RecordWriter, records: list[tuple[CallRecord, str]], *, co
 def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case):
     kind, variants, arrivals, order = case
     results = []
-    for how in ("as drawn", "permuted", "permuted, concurrently"):
+    for how in ("as drawn", "permuted", "permuted, concurrently", "permuted, in pages"):
         call_id = f"order-{uuid.uuid4().hex}"
         copies = [(record_of(kind, call_id, variants[index], reformat), source) for index, source, reformat in arrivals]
         if how != "as drawn":
             copies = [copies[position] for position in order]
-        write_all(writer, copies, concurrently=how.endswith("concurrently"))
+        if how.endswith("in pages"):
+            write_pages(writer, copies, sole_writer=kind == "cc_cdr")
+        else:
+            write_all(writer, copies, concurrently=how.endswith("concurrently"))
 
         main, versions = final_state(store, kind, call_id)
         distinct = {record.content_hash: record for record, _ in copies}
@@ -137,7 +149,7 @@ def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case)
         for content_hash, raw in versions.items():
             assert json.loads(raw) == json.loads(distinct[content_hash].raw)
         results.append((best.completeness, best.latest_ms, sorted(record.completeness for record in distinct.values())))
-    assert results[0] == results[1] == results[2]
+    assert results[0] == results[1] == results[2] == results[3]
     SHAPES[f"{len(distinct)} distinct of {len(arrivals)}"] += 1
 
 

@@ -51,6 +51,8 @@ from botocore.exceptions import (
 )
 from botocore.retries.standard import ExponentialBackoff
 from nxcloud_cdr import receiver
+from nxcloud_cdr.dynamodb_types import deserialise
+from nxcloud_cdr.store import readable
 
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.template import create_tables, function_timeout, load_template
@@ -500,7 +502,7 @@ class Nxcloud:
             self.deferred.append((push, answer))
             return
         kept = [
-            json.loads(item["raw"]["S"])
+            json.loads(_raw_of(item))
             for item in partition
             if item["sk"]["S"] == kind or item["sk"]["S"].startswith(f"v#{kind}#")
         ]
@@ -527,6 +529,12 @@ def check_deferred(nxcloud: Nxcloud) -> None:
     assert nxcloud.deferred == []
 
 
+def _raw_of(item: dict[str, Any]) -> str:
+    """The body of a stored copy as received, however the item keeps it (text, or
+    compressed when that saves a write unit)."""
+    return str(readable(deserialise(item))["raw"])
+
+
 def check_table(checker: Any, table: str, records: list[Record]) -> TableCheck:
     """Every record exactly once: one main item per record (its key is the table's
     key, so never two) and no main item that is not one of the records; its most
@@ -536,7 +544,7 @@ def check_table(checker: Any, table: str, records: list[Record]) -> TableCheck:
     for item in _scan(checker, table):
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if sk.startswith("v#"):
-            versions[(pk, sk.split("#")[1])].append(_canonical(json.loads(item["raw"]["S"])))
+            versions[(pk, sk.split("#")[1])].append(_canonical(json.loads(_raw_of(item))))
         else:
             main[(pk, sk)] = item
     expected = {record.key: record for record in records}
@@ -549,7 +557,7 @@ def check_table(checker: Any, table: str, records: list[Record]) -> TableCheck:
     for key, record in expected.items():
         if key not in main:
             continue
-        if json.loads(main[key]["raw"]["S"]) != record.copies[-1]:
+        if json.loads(_raw_of(main[key])) != record.copies[-1]:
             problems["wrong copy shown"].append(f"{key}")
         if sorted(versions.get(key, [])) != sorted(_canonical(copy) for copy in record.copies[:-1]):
             problems["versions differ"].append(f"{key}: {len(versions.get(key, []))} kept")

@@ -81,11 +81,23 @@ def test_sync_ends_with_exactly_the_data_set(ddb, store, push_env, fake, clock, 
     tally: Counter[str] = Counter()
 
     class KillingWriter(RecordWriter):
+        """Killed before a write, or after it was applied and before anyone knew."""
+
         def write(self, *args: Any, **kwargs: Any) -> Any:
             if rng.random() < 0.004:
                 tally["kills"] += 1
                 raise Killed
             return super().write(*args, **kwargs)
+
+        def _batch_put(self, items: list[dict[str, Any]]) -> bool:  # new records, 25 a request
+            if rng.random() < 0.03:
+                tally["kills"] += 1
+                raise Killed
+            written = super()._batch_put(items)
+            if rng.random() < 0.03:
+                tally["kills after a write"] += 1
+                raise Killed
+            return written
 
     def run(*, chaos: bool) -> str:
         budget = rng.randrange(1, 12) if chaos else 10**9  # page fetches before the time runs out

@@ -35,7 +35,6 @@ os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
     AWS_DEFAULT_REGION="us-east-1",
-    POWERTOOLS_SERVICE_NAME="nxcloud-cdr",
     POWERTOOLS_METRICS_NAMESPACE="NxcloudCdrTest",
 )
 

@@ -10,7 +10,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger(service="nxcloud-cdr")
-metrics = Metrics(namespace="NxcloudCdr", service="nxcloud-cdr")
+# No service dimension: one function per push type already, and PushType says which
+# (every byte of the metrics line is in every push's log bill).
+metrics = Metrics(namespace="NxcloudCdr")
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:

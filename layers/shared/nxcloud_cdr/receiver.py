@@ -189,7 +189,6 @@ def make_handler(kind: PushKind) -> Handler:
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_dimension(name="PushType", value=kind.name)
-        metrics.add_metadata(key="requestId", value=str(getattr(context, "aws_request_id", "")))
         try:
             rt = runtime()
         except Exception:

@@ -217,12 +217,24 @@ class FakeNxcloud:
         code = int(fault.removeprefix("code"))
         return 200, {"code": code, "msg": f"injected {code}", "data": {}}
 
-    def page(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+    @staticmethod
+    def page_request(request: dict[str, Any]) -> tuple[int, int, int, int] | None:
+        """(start s, end s, page, size) of a page request; None when it is not one."""
         try:
-            start_s, end_s = int(request["startTime"]), int(request["endTime"])
-            page, size = int(request["page"]), min(int(request["size"]), 100)
+            return (
+                int(request["startTime"]),
+                int(request["endTime"]),
+                int(request["page"]),
+                min(int(request["size"]), 100),
+            )
         except (KeyError, TypeError, ValueError):
+            return None
+
+    def page(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        asked = self.page_request(request)
+        if asked is None:
             return []
+        start_s, end_s, page, size = asked
         # Inclusive bounds on call start, in seconds, oldest first; a record without a
         # readable start is in every window (first), so that bad rows can be served.
         timed = [(_start_ms(r), r) for r in self.records]

@@ -9,7 +9,14 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nxcloud_cdr.dynamodb_types import deserialise, deserialise_value, serialise, serialise_value
+from nxcloud_cdr.dynamodb_types import (
+    deserialise,
+    deserialise_value,
+    item_size,
+    serialise,
+    serialise_value,
+    write_units,
+)
 
 numbers = st.one_of(
     st.integers(min_value=-(10**37), max_value=10**37),
@@ -62,3 +69,18 @@ def test_item_round_trip():
     assert serialise(item)["n"] == {"N": "1.50"}
     assert deserialise(serialise(item)) == item | {"l": [Decimal(1), "x", None]}
     assert deserialise({"s": {"SS": ["a"]}, "ns": {"NS": ["1"]}}) == {"s": {"a"}, "ns": {Decimal(1)}}
+
+
+def reference_size(value: Any) -> int:
+    """DynamoDB's documented rule, computed the slow way."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    digits = len(Decimal(value).normalize().as_tuple().digits)
+    return min(21, (digits + 1) // 2 + 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1), st.text()))
+def test_item_size_follows_dynamodb_rule(value):
+    assert item_size({"a": value}) == 1 + reference_size(value)
+    assert write_units(1024) == 1 and write_units(1025) == 2 and write_units(0) == 1

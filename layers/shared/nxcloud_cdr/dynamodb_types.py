@@ -77,13 +77,17 @@ def deserialise(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _value_size(value: Any) -> int:
+    # Runs on every push: the common cases (ASCII text, small whole numbers) first.
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     if value is None or isinstance(value, bool):
         return 1
+    if isinstance(value, int) and -(10**15) < value < 10**15:
+        digits = len(str(abs(value)).rstrip("0")) or 1
+        return (digits + 1) // 2 + 1
     if isinstance(value, int | Decimal):
         digits = len(DYNAMODB_CONTEXT.create_decimal(value).normalize().as_tuple().digits)
         return min(21, (digits + 1) // 2 + 1)
-    if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass"))
     if isinstance(value, bytes | bytearray):
         return len(value)
     if isinstance(value, Mapping):

@@ -9,6 +9,7 @@ it (422) so that it can be replayed after a fix.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,10 @@ def runtime() -> Runtime:
             RecordWriter.from_settings(client, settings),
             push_token_from_settings(settings),
         )
+        # What the container has built so far (modules, models, the client) lives as
+        # long as it does: the collector need not walk it again in every push's
+        # collections (about 10% of a warm push on DynamoDB Local).
+        gc.freeze()
     return _runtime
 
 

@@ -71,7 +71,7 @@ def number_ok(value: int | float | Decimal) -> bool:
 
 
 def _text(value: str, path: str, problems: list[str]) -> str:
-    if utf8_bytes(value) is not None:
+    if value.isascii() or utf8_bytes(value) is not None:
         return value
     problems.append(f"{path}: text with invalid UTF-8 (lone surrogates) kept escaped")
     return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -150,22 +150,23 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
     item = {name: storable(value, name, problems) for name, value in item.items()}
     if problems:
         item["problems"] = _summary(problems)
-    item = _raw_compressed_if_cheaper(item)
-    if item_size(item) > MAX_ITEM_BYTES:
+    item, size = _raw_compressed_if_cheaper(item)
+    if size > MAX_ITEM_BYTES:
         raise UnstorableError("the record is too large for one DynamoDB item")
     return item
 
 
-def _raw_compressed_if_cheaper(item: dict[str, Any]) -> dict[str, Any]:
+def _raw_compressed_if_cheaper(item: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The item with ``raw`` stored compressed (``rawZlib``) when that makes it cost
     fewer write units; as text (readable in the console) otherwise. Readers see
-    ``raw`` either way (:func:`.store.readable`)."""
+    ``raw`` either way (:func:`.store.readable`). And the item's size."""
     size = item_size(item)
     if size <= 1024:
-        return item
+        return item, size
     compressed = zlib.compress(str(item["raw"]).encode("utf-8", "surrogatepass"), 9)
     smaller = {name: value for name, value in item.items() if name != "raw"} | {RAW_COMPRESSED: compressed}
-    return smaller if write_units(item_size(smaller)) < write_units(size) else item
+    smaller_size = item_size(smaller)
+    return (smaller, smaller_size) if write_units(smaller_size) < write_units(size) else (item, size)
 
 
 # A body of many bad values must not make an item too large with its own notes.

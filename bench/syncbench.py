@@ -1,0 +1,223 @@
+"""Row 4: the sync's throughput beside a bare ``BatchWriteItem`` of the same items, and
+its peak memory at two sizes.
+
+The sync runs as built (``.venv-lambda``, the function's build dir and layers), through
+its handler with a scheduled event, against the stand-in NXCLOUD (records spread over
+the first run's look-back, read in the template's windows and pages of 100) and fresh
+tables on DynamoDB Local. Its time is the handler's (the imports excluded), its memory
+the process's peak RSS (``ru_maxrss``). The baseline writes the items the sync stored
+(read back from its table) into fresh tables, 25 per ``BatchWriteItem``, one thread,
+in the same kind of process. Sync and baseline runs alternate.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import dynamo, lambdas
+from bench.build import Function
+from bench.events import deployed_name
+from bench.report import Row, at_least, at_most, ratio
+from bench.session import Session, log, scheduled_event
+from bench.stand_in import check_indexed_pages
+from devtools.fake_nxcloud import generate_records
+
+THROUGHPUT_TARGET = 0.8
+MEMORY_FLAT = 1.1
+RUN_DEADLINE_S = 3600
+REFERENCE_ITEMS = 2000  # the context's time: the figure is throughput, not Lambda's limit
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"__b64__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dict):
+        return {name: _encode(inner) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_encode(inner) for inner in value]
+    return value
+
+
+class SyncBench:
+    def __init__(self, session: Session, function: Function) -> None:
+        self.s = session
+        self.function = function
+        self.sample_env = session.sync_env(function, dict.fromkeys(session.build.tables, "x"))
+
+    def records(self, count: int) -> list[dict[str, Any]]:
+        """``count`` records over the first run's look-back, up to the delay, a margin kept
+        at both ends (the records are made again for each run, relative to now)."""
+        lookback = self.s.setting(self.sample_env, "SYNC_INITIAL_LOOKBACK_SECONDS", 86_400)
+        delay = self.s.setting(self.sample_env, "SYNC_DELAY_SECONDS", 120)
+        now_ms = int(time.time() * 1000)
+        first = now_ms - (lookback - 900) * 1000
+        last = now_ms - (delay + 300) * 1000
+        return generate_records(count, first, max(last - first, 60_000), seed=count)
+
+    def sync(self, count: int) -> tuple[dict[str, Any], dict[str, str]]:
+        """One scheduled run storing ``count`` new records; the tables are the caller's to drop."""
+        names = self.s.fresh_tables("sync")
+        self.s.fake.records = self.records(count)
+        name = deployed_name(self.function.name)
+        env = {
+            **lambdas.lambda_env(self.s.endpoint, name, self.function.memory_mb),
+            **self.s.sync_env(self.function, names),
+        }
+        spec = {
+            "mode": "invoke",
+            "sys_path": self.function.sys_path,
+            "module": self.function.handler_module,
+            "function": self.function.handler_function,
+            "event": scheduled_event(),
+            "context": lambdas.context_spec(name, self.function.memory_mb, RUN_DEADLINE_S * 1000),
+            "count_calls": True,
+        }
+        started = time.monotonic()
+        self.s.fake.take_served()
+        try:
+            result = lambdas.probe(spec, env, f"sync of {count} records", timeout=RUN_DEADLINE_S + 300)
+        except Exception:
+            self.s.drop_tables(names)
+            raise
+        answer = result.get("answer") or {}
+        if answer.get("status") != "complete" or answer.get("new", count) != count:
+            self.s.drop_tables(names)
+            raise RuntimeError(f"the sync of {count} records answered {answer}")
+        result["records_per_s"] = count / (float(result["handler_ms"]) / 1000)
+        result["served"] = self.s.fake.take_served()
+        log(
+            f"sync: {count} records in {result['handler_ms'] / 1000:.1f} s ({result['records_per_s']:.0f}/s), "
+            f"peak RSS {result['maxrss_kb'] / 1024:.0f} MB (wall {time.monotonic() - started:.0f} s)"
+        )
+        return result, names
+
+    def dump_items(self, names: dict[str, str], path: Path) -> int:
+        table = names.get("CallRecordsTable") or next(iter(names.values()))
+        items = dynamo.scan(self.s.client, table)
+        with path.open("w", encoding="utf-8") as handle:
+            for item in items:
+                handle.write(json.dumps(_encode(item)) + "\n")
+        return len(items)
+
+    def bare(self, items_path: Path, mode: str = "batch", limit: int = 0) -> dict[str, Any]:
+        names = self.s.fresh_tables("bare")
+        try:
+            table = names.get("CallRecordsTable") or next(iter(names.values()))
+            result = lambdas.probe_batch(items_path, table, lambdas.lambda_env(self.s.endpoint), mode, limit=limit)
+        finally:
+            self.s.drop_tables(names)
+        result["records_per_s"] = result["items"] / result["seconds"]
+        rate = result["records_per_s"]
+        log(f"bare {mode}: {result['items']} items in {result['seconds']:.1f} s ({rate:.0f}/s)")
+        return result
+
+
+def _where(result: dict[str, Any]) -> str:
+    calls = result.get("calls") or {}
+    parts = [
+        f"{operation} x{int(count)} {seconds:.1f} s"
+        for operation, (count, seconds) in sorted(calls.items(), key=lambda pair: -pair[1][1])
+    ]
+    pages, served = result.get("served") or (0, 0.0)
+    return (
+        f"handler {result['handler_ms'] / 1000:.1f} s; DynamoDB (time summed over the sync's threads): "
+        f"{', '.join(parts) or 'not counted'}; stand-in NXCLOUD: {pages} requests answered in {served:.2f} s"
+    )
+
+
+def sync_rows(session: Session) -> list[Row]:
+    if not session.scheduled:
+        session.note("4  no scheduled function in the build: no sync figures")
+        return []
+    check_indexed_pages()
+    function = session.scheduled[0]
+    bench = SyncBench(session, function)
+    small, large = session.args.sizes
+    rounds = session.args.sync_rounds
+    syncs: list[dict[str, Any]] = []
+    bares: list[dict[str, Any]] = []
+    log(f"sync: {rounds} rounds of {small} records (sync and bare BatchWriteItem alternating), then {large} once")
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as scratch:
+        items_path = Path(scratch) / "items.jsonl"
+        for round_number in range(rounds):
+            steps = ["sync", "bare"] if round_number % 2 == 0 or not items_path.exists() else ["bare", "sync"]
+            for step in steps:
+                if step == "sync":
+                    result, names = bench.sync(small)
+                    try:
+                        if not items_path.exists():
+                            stored = bench.dump_items(names, items_path)
+                            log(f"sync: {stored} items read back for the baseline")
+                    finally:
+                        session.drop_tables(names)
+                    syncs.append(result)
+                else:
+                    bares.append(bench.bare(items_path))
+        # For reference (not interleaved): the same items by conditional PutItem, from one
+        # thread and from 8 (as the sync writes), on a part of them.
+        reference = {mode: bench.bare(items_path, mode, REFERENCE_ITEMS) for mode in ("put", "put8")}
+    big, names = bench.sync(large)
+    session.drop_tables(names)
+
+    sync_rate = statistics.median(result["records_per_s"] for result in syncs)
+    bare_rate = statistics.median(result["records_per_s"] for result in bares)
+    small_rss = statistics.median(result["maxrss_kb"] for result in syncs) / 1024
+    large_rss = big["maxrss_kb"] / 1024
+    throughput = ratio(sync_rate, bare_rate)
+    memory = ratio(large_rss, small_rss)
+    session.note(
+        f"4  sync: {function.name} as built, scheduled event, template windows (look-back, window, overlap, delay), "
+        f"records spread over the look-back; {small} records: median of {len(syncs)} runs "
+        f"{statistics.median(r['handler_ms'] for r in syncs) / 1000:.1f} s; bare BatchWriteItem of the items it "
+        f"stored: median of {len(bares)} runs {statistics.median(r['seconds'] for r in bares):.1f} s. "
+        f"{large} records: {big['handler_ms'] / 1000:.1f} s ({big['records_per_s']:.0f}/s). Peak RSS includes the "
+        f"imports (RSS after import: {big['rss_after_import_kb'] / 1024:.0f} MB); growth beyond it: "
+        f"{small_rss - statistics.median(r['rss_after_import_kb'] for r in syncs) / 1024:.0f} MB at {small}, "
+        f"{large_rss - big['rss_after_import_kb'] / 1024:.0f} MB at {large}."
+    )
+    session.note(
+        f"4  where the {small}-record sync's time goes (last run): {_where(syncs[-1])}. For reference (run once, "
+        f"not interleaved), {reference['put']['items']} of the same items by conditional PutItem: "
+        f"{reference['put']['records_per_s']:.0f}/s from one thread, {reference['put8']['records_per_s']:.0f}/s "
+        "from 8 threads (DynamoDB Local is not DynamoDB: under concurrency least of all)"
+    )
+    session.note(f"4  where the {large}-record sync's time goes: {_where(big)}")
+    if big["handler_ms"] / 1000 > function.timeout_s - 30:
+        session.note(
+            f"4  the {large}-record run took {big['handler_ms'] / 1000:.0f} s here, beyond the function's "
+            f"{function.timeout_s} s Timeout (less its 30 s margin): on Lambda it would take several scheduled runs "
+            "(the bench gives the run an hour so that throughput and memory are measured on one run)"
+        )
+    return [
+        Row(
+            "4",
+            f"sync {small} new records vs bare BatchWriteItem",
+            sync_rate,
+            "rec/s",
+            baseline=bare_rate,
+            ratio=throughput,
+            target=f">={THROUGHPUT_TARGET}x",
+            meets=at_least(THROUGHPUT_TARGET)(throughput),
+            detail={"sync": syncs, "bare": bares},
+        ),
+        Row(
+            "4",
+            f"sync peak RSS {large} vs {small} records",
+            large_rss,
+            "MB",
+            baseline=small_rss,
+            ratio=memory,
+            target=f"flat (<={MEMORY_FLAT}x)",
+            meets=at_most(MEMORY_FLAT)(memory),
+            detail={
+                "large": {key: value for key, value in big.items() if key != "answer"},
+                "answer": big.get("answer"),
+            },
+        ),
+    ]

@@ -104,3 +104,21 @@ def test_a_deployment_without_the_optional_lookups(lean_store):
     # The item keeps the attributes, so turning an index on later indexes every record.
     [shown] = store.get(copy.nxcloud_id)
     assert (shown["didNumber"], shown["customerBindId"]) == (copy.did, copy.customer_bind_id)
+
+
+def test_fields_rebuilt_from_any_stored_row_print(store, writer):
+    """A sync row may hold NaN and lone surrogate escapes (NXCLOUD sends both): the
+    rebuilt fields read and print, as the stored fields did."""
+    from nxcloud_cdr import nxjson
+    from nxcloud_cdr.kinds import CC_CDR
+
+    escape = "\\ud800"  # JSON's escape of a lone surrogate, as six characters
+    raw = '{"callId":"odd-row","startTime":1714543080000,"agentName":"A ' + escape + '","mos":NaN,"x":1e400}'
+    writer.write(CC_CDR.map(nxjson.loads(raw, constants=True), raw, ZONE), RECEIVED, source="sync")
+
+    [shown] = store.get("odd-row")
+    fields, _ = normalised(shown, ZONE)
+
+    assert "_notReadable" not in fields
+    json.dumps(fields, default=str, ensure_ascii=False).encode("utf-8")  # prints: no lone surrogate left
+    assert fields["agentName"] == "A " + escape  # kept escaped, as the item once stored it

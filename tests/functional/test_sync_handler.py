@@ -79,6 +79,28 @@ def test_second_run_while_one_holds_the_lease_stops(ddb, push_env, sync_env, inv
     assert "SyncBusy" in metric_names(capsys.readouterr().out)
 
 
+def test_the_same_event_delivered_twice_runs_once(ddb, push_env, sync_env, invoke, lambda_context, monkeypatch):
+    """A second delivery under the same request id, while the first still runs, finds
+    the lease taken: only one run ever writes as the sync's sole writer."""
+    from nxcloud_cdr import sync_handler
+    from nxcloud_cdr.sync import CdrSync
+
+    answers = []
+    real_run = CdrSync.run_scheduled
+
+    def run_twice(self):  # the duplicate arrives while the first run is under way
+        answers.append(sync_handler.run(load_event("cc-cdr-sync-scheduled.json"), lambda_context))
+        return real_run(self)
+
+    monkeypatch.setattr(CdrSync, "run_scheduled", run_twice)
+    sync_env.records = generate_records(10, int(time.time() * 1000) - 3_600_000, 1_800_000)
+
+    first = invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
+
+    assert answers == [{"status": "busy"}]
+    assert first["status"] == "complete"
+
+
 def test_stack_without_credentials_says_so_and_does_not_fail(ddb, push_env, monkeypatch, invoke, capsys, log_output):
     for name in ("NXCLOUD_ACCESS_KEY", "NXCLOUD_ACCESS_SECRET", "NXCLOUD_CREDENTIALS_SECRET_ID"):
         monkeypatch.delenv(name, raising=False)

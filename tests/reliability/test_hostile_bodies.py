@@ -8,7 +8,6 @@ import base64
 import json
 import os
 from collections import Counter
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -180,7 +179,7 @@ def test_what_could_not_be_normalised_is_noted_on_the_item(ddb, store, invoke):
     [item] = store.get("p1", "pns_call_result")
     assert item["raw"] == body.decode()
     assert item["callerNumber"] == "8521" and "durationSec" not in item and "callStartUtc" not in item
-    assert as_read(item)["fields"]["n"] == Decimal("1E+400")  # rebuilt from raw, its value exact
+    assert as_read(item)["fields"]["n"] == "1E+400"  # rebuilt from raw: beyond DynamoDB's range, kept as text
     assert sorted(problem.split(":")[0] for problem in item["problems"]) == [
         "duration",  # left out of durationSec
         "startAt",

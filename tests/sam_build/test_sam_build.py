@@ -258,6 +258,6 @@ def test_built_sync_handler_pulls_from_nxcloud(build_dir: Path, engine: DynamoDB
 
     assert (response["status"], response["new"]) == ("complete", 120)
     records = client.scan(
-        TableName=env["TABLE_NAME"], FilterExpression="kind = :k", ExpressionAttributeValues={":k": {"S": "cc_cdr"}}
+        TableName=env["TABLE_NAME"], FilterExpression="sk = :k", ExpressionAttributeValues={":k": {"S": "cc_cdr"}}
     )
     assert records["Count"] == 120

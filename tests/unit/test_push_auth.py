@@ -266,3 +266,24 @@ def test_deployed_settings_read_the_secret_with_one_short_timeout_client(monkeyp
     assert [token.match("tok") for _ in range(3)] == ["current"] * 3  # re-read each time (max age 0)
     assert made == [("secretsmanager", SECRETS_CONFIG)]  # one client for the container's life
     assert (SECRETS_CONFIG.connect_timeout, SECRETS_CONFIG.read_timeout) == (2, 3)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [("30", 30), (" 30 ", 30), ("30.0", 30), ("+30", 30), ("30.5", None), ("٣", None), ("nan", None), ("", None)],
+)
+def test_whole_number_settings_read_as_cloudformation_writes_them(value, read):
+    base = {"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "PUSH_TOKEN": "x"}
+    if read is None:
+        with pytest.raises(ValueError, match="RETENTION_DAYS"):
+            PushSettings.from_env(base | {"RETENTION_DAYS": value})
+    else:
+        assert PushSettings.from_env(base | {"RETENTION_DAYS": value}).retention_days == read
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "٣", "0"])
+def test_number_settings_refuse_what_is_not_a_finite_positive_number(value):
+    from nxcloud_cdr.config import SyncSettings
+
+    with pytest.raises(ValueError, match="NXCLOUD_READ_TIMEOUT_SECONDS"):
+        SyncSettings.from_env({"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "NXCLOUD_READ_TIMEOUT_SECONDS": value})

@@ -160,3 +160,17 @@ def test_sync_runs_on_a_schedule_with_credentials_from_an_empty_secret():
     # No reserved concurrency: a new account's limit of 10 cannot spare it; a lease in the table serialises runs.
     assert "ReservedConcurrentExecutions" not in sync
     assert sync["Timeout"] == 300
+
+
+def test_lambda_never_filters_out_the_metrics_lines():
+    # Lambda reads a JSON line without a level (Powertools' metrics lines) as INFO: an
+    # application log level above INFO would drop every metric the alarms are built on.
+    logging_config = TEMPLATE["Globals"]["Function"]["LoggingConfig"]
+    assert logging_config["LogFormat"] == "JSON"
+    assert logging_config["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+    assert set(TEMPLATE["Parameters"]["LogLevel"]["AllowedValues"]) <= {"TRACE", "DEBUG", "INFO"}
+    # And no function sets a level of its own.
+    assert all(
+        "LoggingConfig" not in body["Properties"]
+        for body in resources_of_type(TEMPLATE, "AWS::Serverless::Function").values()
+    )

@@ -11,6 +11,7 @@ cost every cold start about 10 ms, for a dozen variables read once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -37,13 +38,26 @@ def setting(
     return field(default=default, repr=not secret, metadata=limits)
 
 
+# ASCII digits only (int() would read "٣" as 3); a whole number may be written "30.0"
+# (CloudFormation Number parameters allow it).
+_INTEGER = re.compile(r"[+-]?[0-9]+(\.0*)?")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _read(spec: dataclasses.Field[Any], text: str) -> Any:
     env, minimum, above = spec.metadata["env"], spec.metadata["minimum"], spec.metadata["above"]
     kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
-    try:
-        value: Any = {"int": int, "float": float}.get(kind, str)(text.strip() if kind != "str" else text)
-    except ValueError:
-        raise ValueError(f"{env} must be {'an integer' if kind == 'int' else 'a number'}") from None
+    value: Any = text
+    if kind == "int":
+        if not _INTEGER.fullmatch(text.strip()):
+            raise ValueError(f"{env} must be a whole number")
+        value = int(text.strip().split(".")[0])
+    elif kind == "float":
+        if not _NUMBER.fullmatch(text.strip()):
+            raise ValueError(f"{env} must be a number")
+        value = float(text.strip())
+        if not math.isfinite(value):
+            raise ValueError(f"{env} must be a finite number")
     size = len(value) if isinstance(value, str) else value
     if minimum is not None and size < minimum:
         raise ValueError(f"{env} must be at least {minimum:g}{' characters long' if kind == 'str' else ''}")

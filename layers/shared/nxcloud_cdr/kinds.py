@@ -62,10 +62,14 @@ def normalised(item: dict[str, Any], zone: tzinfo) -> tuple[dict[str, Any], list
     if kind is None or not item.get("raw"):
         return {}, []
     from . import nxjson  # noqa: PLC0415 - read paths only (the operator tool)
+    from .storable import storable  # noqa: PLC0415
 
     raw = str(item["raw"])
     try:
-        record = kind.map(nxjson.loads(raw), raw, zone)
+        # As leniently as the record was read on arrival: a sync row may hold NaN.
+        record = kind.map(nxjson.loads(raw, constants=True), raw, zone)
     except Exception as exc:  # a record stored by an older mapping that this one refuses
         return {"_notReadable": f"{type(exc).__name__}: {str(exc)[:200]}"}, []
-    return record.fields, list(record.unknown_fields)
+    # In the form the item once stored them: text that prints (lone surrogates
+    # escaped), numbers DynamoDB and JSON can hold.
+    return storable(record.fields, "fields", []), list(record.unknown_fields)

@@ -8,6 +8,7 @@ that window without moving the checkpoint.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,7 +108,9 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
     )
     sync = CdrSync(api, store, writer, state, settings, now=now_utc, remaining_ms=remaining_ms)
 
-    owner = str(getattr(context, "aws_request_id", "") or f"local-{epoch_ms(now_utc())}")
+    # Unique to this invocation: Lambda may deliver one event twice under one request id,
+    # and the run that holds the lease writes as its kind's sole writer.
+    owner = f"{getattr(context, 'aws_request_id', '') or 'local'}#{uuid.uuid4().hex}"
     if not state.acquire(owner, now_ms=epoch_ms(now_utc()), ttl_ms=remaining_ms() + 60_000):
         logger.warning("another sync run holds the lease; this one stops")
         count("SyncBusy")

@@ -174,3 +174,19 @@ def test_lambda_never_filters_out_the_metrics_lines():
         "LoggingConfig" not in body["Properties"]
         for body in resources_of_type(TEMPLATE, "AWS::Serverless::Function").values()
     )
+
+
+def test_every_parameter_is_in_the_readme_deploy_table():
+    readme = repo_path("README.md").read_text(encoding="utf-8")
+    deploy = readme[readme.index("## Deploy") : readme.index("## Configure NXCLOUD")]
+    rows = [line for line in deploy.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`(\w+)`", row.split(" | ")[0])}
+    assert set(TEMPLATE["Parameters"]) - named == set()
+
+
+def test_licence_and_changelog_are_there():
+    assert "Permission is hereby granted" in repo_path("LICENSE").read_text(encoding="utf-8")
+    changelog = repo_path("CHANGELOG.md").read_text(encoding="utf-8")
+    # A parameter added since the changelog began is announced in it.
+    for name in ("DidLookup", "CustomerBindIdLookup", "LambdaReportLogLevel"):
+        assert name in changelog

@@ -293,7 +293,7 @@ def main() -> None:
             f"  NXCLOUD stand-in {state['nxcloud'] or '(off)'}",
             f"  settings from {LOCAL_ENV.name}: PUSH_TOKEN={token}, "
             f"NXCLOUD_ACCESS_KEY={os.environ['NXCLOUD_ACCESS_KEY']}",
-            "  try: ./nxcdr list    (./nxcdr --help)",
+            "  try: ./nxcdr list    ./nxcdr list --kind cc_cdr (after a sync)    ./nxcdr --help",
         ]
         print("\n".join(lines), flush=True)  # noqa: T201
         stack.serve()

@@ -48,6 +48,7 @@ QUARANTINE_COLUMNS = ("pk", "reason", "attempts", "lastSeenAt", "bodySize", "rep
 # Every stored kind: the push kinds and the sync's (nxcloud_cdr.sync.KIND).
 SYNC_KIND = "cc_cdr"
 RECORD_KINDS = (*PUSH_KINDS, SYNC_KIND)
+LIST_DEFAULT_KIND = "pns_call_result"
 # Quarantine reasons a deployed fix can change (a field the models could not read, a
 # mapping bug, a write that failed, a limit raised). The others are the body itself
 # (not JSON, not UTF-8, no id...): replaying it gives the same answer; --force anyway.
@@ -184,6 +185,17 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def time_argument(text: str) -> str:
+    """An argparse type: the text, once known to be a time (a one-line error if not)."""
+    try:
+        parse_time(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (ISO-8601 such as 2024-05-01T08:00:00+08:00, or a time ago: 2d, 36h, 90m)"
+        ) from None
+    return text
+
+
 def _emit(arguments: argparse.Namespace, payload: Any, table: str) -> None:
     if arguments.json:
         sys.stdout.write(json.dumps(_plain(payload), indent=2, ensure_ascii=False) + "\n")
@@ -225,8 +237,14 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
 def command_list(target: Target, arguments: argparse.Namespace) -> int:
     end = parse_time(arguments.to) if arguments.to else now_utc()
     start = parse_time(arguments.since) if arguments.since else end - timedelta(days=7)
-    page = target.store.by_time(arguments.kind, start, end, limit=arguments.limit, cursor=arguments.cursor)
+    kind = arguments.kind or LIST_DEFAULT_KIND
+    page = target.store.by_time(kind, start, end, limit=arguments.limit, cursor=arguments.cursor)
     _emit_page(arguments, page)
+    if not arguments.kind and not arguments.json:
+        # Said every time: the sync's records are another kind, and an empty list of
+        # the default kind must not read as "nothing stored".
+        others = ", ".join(name for name in RECORD_KINDS if name != kind)
+        sys.stdout.write(f"(kind {kind}, the default; --kind for {others})\n")
     return 0
 
 
@@ -455,13 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "list", parents=[common, paged], help="records of one kind by call start time, oldest first"
     )
+    listing.add_argument("--kind", choices=RECORD_KINDS, metavar="KIND", help=f"{kinds}; default: {LIST_DEFAULT_KIND}")
     listing.add_argument(
-        "--kind", default="pns_call_result", choices=RECORD_KINDS, metavar="KIND", help=f"{kinds}; default: %(default)s"
+        "--since",
+        type=time_argument,
+        help="ISO-8601 (UTC unless a zone is given) or 2d/36h ago; default: 7 days before --to",
     )
-    listing.add_argument(
-        "--since", help="ISO-8601 (UTC unless a zone is given) or 2d/36h ago; default: 7 days before --to"
-    )
-    listing.add_argument("--to", help="ISO-8601; default: now")
+    listing.add_argument("--to", type=time_argument, help="ISO-8601; default: now")
     listing.set_defaults(run=command_list)
 
     number = commands.add_parser(
@@ -509,8 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.set_defaults(run=command_rotate_token)
 
     sync = commands.add_parser("sync", parents=[common], help="run the CDR sync now, or a backfill with --since/--to")
-    sync.add_argument("--since", help="backfill from (ISO-8601, or 2d / 36h ago); leaves the checkpoint alone")
-    sync.add_argument("--to")
+    sync.add_argument(
+        "--since", type=time_argument, help="backfill from (ISO-8601, or 2d / 36h ago); leaves the checkpoint alone"
+    )
+    sync.add_argument("--to", type=time_argument)
     sync.set_defaults(run=command_sync)
     return parser
 

@@ -420,3 +420,20 @@ def test_show_lists_the_other_copies_received_and_what_was_not_normalised(deploy
     assert nxcdr("--json", "show", "7") == 0
     [item] = json.loads(capsys.readouterr().out)
     assert [version["raw"] for version in item["versions"]] == ['{"callId":"7"}']
+
+
+@pytest.mark.parametrize("args", [["list", "--since", "yesterday"], ["sync", "--since", "2d", "--to", "2024-13-01"]])
+def test_a_time_that_is_not_one_is_a_one_line_error(args, capsys):
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+
+    assert ended.value.code == 2
+    error = capsys.readouterr().err
+    assert "not a time" in error and "Traceback" not in error
+
+
+def test_list_says_which_kind_it_lists_when_none_is_given(deployed, capsys):
+    assert nxcdr("list") == 0
+    assert "(kind pns_call_result, the default; --kind for" in capsys.readouterr().out
+    assert nxcdr("list", "--kind", "cc_cdr") == 0
+    assert "the default" not in capsys.readouterr().out

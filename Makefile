@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build bench events clean local nxcloud
+.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local nxcloud
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,6 +57,13 @@ test-fast: deps  ## Unit tests only (no Java, no sam build)
 
 build: deps  ## sam build (into .aws-sam/)
 	$(SAM) build
+
+ENV ?= dev
+deploy: build  ## Deploy to AWS with samconfig.toml's ENV settings (ENV=dev by default; ENV=prod)
+	$(SAM) deploy --config-env $(ENV) $(SAM_ARGS)
+
+deploy-guided: build  ## The same, asking for every setting (answer y to the three "no authentication" questions)
+	$(SAM) deploy --guided --config-env $(ENV) $(SAM_ARGS)
 
 local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)
 	$(PY) -m devtools.local_stack $(LOCAL_ARGS)

@@ -49,11 +49,14 @@ def _condition_values(template: dict[str, Any], parameters: dict[str, str]) -> d
     parameter values, defaults for the others."""
     values = {name: str(body.get("Default", "")) for name, body in template.get("Parameters", {}).items()}
     values.update(parameters)
-    conditions = {}
-    for name, body in template.get("Conditions", {}).items():
+
+    def holds(body: dict[str, Any]) -> bool:
+        if "Fn::Not" in body:
+            return not holds(body["Fn::Not"][0])
         left, right = body["Fn::Equals"]
-        conditions[name] = values[left["Ref"]] == right
-    return conditions
+        return values[left["Ref"]] == str(right)
+
+    return {name: holds(body) for name, body in template.get("Conditions", {}).items()}
 
 
 def _choose(value: Any, conditions: dict[str, bool]) -> Any:

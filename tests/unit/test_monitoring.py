@@ -50,3 +50,17 @@ def test_alarms_watch_metrics_that_exist():
             stat = metric.get("MetricStat")
             if stat and stat["Metric"]["Namespace"] == "NxcloudCdr":
                 assert stat["Metric"]["MetricName"] in names, (name, stat["Metric"]["MetricName"])
+
+
+def test_access_logs_never_hold_the_token():
+    settings = TEMPLATE["Resources"]["PushApi"]["Properties"]["AccessLogSettings"]["Fn::If"]
+    assert settings[0] == "ApiAccessLogsOn" and settings[2] == {"Ref": "AWS::NoValue"}
+    log_format = settings[1]["Format"]
+    variables = set(re.findall(r"\$context\.([\w.]+)", log_format))
+    assert {"requestId", "routeKey", "status"} <= variables  # the route's template: {token}, not its value
+    # The path, the raw query and the domain prefix can hold what the URL holds.
+    assert not {name for name in variables if "path" in name.lower() or "uri" in name.lower()}
+    assert all(
+        name.startswith(("request", "route", "status", "response", "integration", "error", "identity.sourceIp"))
+        for name in variables
+    ), variables

@@ -115,8 +115,14 @@ def test_outputs_name_every_push_url_and_the_tables():
 
 def test_every_function_log_group_has_retention():
     log_groups = resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")
-    named = {group["Properties"]["LogGroupName"]["Fn::Sub"] for group in log_groups.values()}
+    named = {
+        group["Properties"]["LogGroupName"]["Fn::Sub"]
+        for group in log_groups.values()
+        if "LogGroupName" in group["Properties"]
+    }
     assert named == {f"/aws/lambda/${{{name}}}" for name in ALL_FUNCTIONS}
+    # Every log group, the API's access log included, expires.
+    assert all(group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for group in log_groups.values())
     assert set(resources_of_type(TEMPLATE, "AWS::Serverless::Function")) == set(ALL_FUNCTIONS)
 
 

@@ -108,8 +108,18 @@ def test_functions_may_only_write_their_tables_and_read_the_token():
 
 def test_outputs_name_every_push_url_and_the_tables():
     outputs = TEMPLATE["Outputs"]
-    for name in ("PnsCallResultUrl", "PnsBindingNotExistUrl", "CcReportUrl"):
-        assert outputs[name]["Value"]["Fn::Sub"].endswith("/<token>")
+    routes = {route.function: route.path for route in http_routes()}
+    for name, function in (
+        ("PnsCallResultUrl", "PnsCallResultFunction"),
+        ("PnsBindingNotExistUrl", "PnsBindingNotExistFunction"),
+        ("CcReportUrl", "CcReportFunction"),
+    ):
+        # Your domain when one is given (URLs that outlive the stack), else the API's own.
+        condition, on_domain, on_api = outputs[name]["Value"]["Fn::If"]
+        assert condition == "CustomDomainOn"
+        path = routes[function].replace("{token}", "<token>")
+        assert on_domain["Fn::Sub"] == "https://${CustomDomainName}" + path
+        assert on_api["Fn::Sub"] == "https://${PushApi}.execute-api.${AWS::Region}.amazonaws.com" + path
     assert {"CallRecordsTableName", "QuarantineTableName", "PushTokenCommand"} <= set(outputs)
 
 

@@ -36,18 +36,25 @@ $(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
 	.venv-lambda/bin/python -m pip install -q -r requirements-lambda.txt
 	touch $@
 
+.venv-checkov/.installed: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON313) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-deps: $(VENV)/.installed .venv-sam/.installed .venv-lambda/.installed node_modules/.installed  ## Install everything (virtualenvs, aws-sam-cli, DynamoDB Local)
+deps: $(VENV)/.installed .venv-sam/.installed .venv-lambda/.installed .venv-checkov/.installed node_modules/.installed  ## Install everything (virtualenvs, aws-sam-cli, checkov, DynamoDB Local)
 
-lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint
+lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tools tests bench
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint
+	# Every finding is fixed or skipped in template.yaml with its reason (Metadata: checkov).
+	.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 test: deps lint  ## Everything CI runs: lint, unit, DynamoDB Local and sam build tests
 	$(PY) -m pytest
@@ -79,4 +86,4 @@ events: deps  ## Regenerate events/ from events/payloads/
 	$(PY) -m devtools.events
 
 clean:  ## Remove build output and virtualenvs
-	rm -rf .aws-sam .venv .venv-sam .venv-lambda node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .venv .venv-sam .venv-lambda .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache

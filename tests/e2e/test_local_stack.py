@@ -175,6 +175,26 @@ def test_sync_and_backfill_against_the_stand_in(stack):
     assert (again["new"], again["updated"]) == (0, 0)
 
 
+def test_a_function_invoked_as_the_readme_shows_without_docker(stack):
+    # What `aws lambda invoke --endpoint-url <api> --function-name ... --payload fileb://events/...`
+    # does, through boto3 (the AWS CLI may not be installed where the tests run).
+    import boto3
+
+    client = boto3.client(
+        "lambda",
+        endpoint_url=stack.api,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    event = json.loads((EVENTS / "pns-call-result-unanswered.json").read_text())
+    answer = client.invoke(FunctionName="PnsCallResultFunction", Payload=json.dumps(event).encode())
+
+    response = json.loads(answer["Payload"].read())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["id"] == "1604763999100000000"
+
+
 def test_ctrl_c_stops_everything(stack):
     os.killpg(stack.process.pid, signal.SIGINT)
     stack.process.wait(timeout=30)

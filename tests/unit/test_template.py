@@ -94,7 +94,17 @@ def test_push_token_is_generated_not_written_anywhere():
     assert secret["Properties"]["GenerateSecretString"]["ExcludePunctuation"] is True
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert env["PUSH_TOKEN_SECRET_ID"] == {"Ref": "PushTokenSecret"}
-    assert "PUSH_TOKEN" not in env
+    assert env["PUSH_TOKEN"] == ""  # declared for sam local invoke only; never a value
+
+
+def test_sam_local_env_file_sets_only_declared_variables():
+    # SAM CLI passes an --env-vars value only for a variable the template declares.
+    declared = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    for path in repo_path("events", "env").glob("*.json"):
+        overrides = json.loads(path.read_text(encoding="utf-8"))
+        for scope, values in overrides.items():
+            own = set(RESOURCES.get(scope, {}).get("Properties", {}).get("Environment", {}).get("Variables", {}))
+            assert set(values) <= declared | own, (path.name, scope, set(values) - declared - own)
 
 
 def test_functions_may_only_write_their_tables_and_read_the_token():

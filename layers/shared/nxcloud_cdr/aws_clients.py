@@ -7,6 +7,7 @@ same credentials, region and ``AWS_ENDPOINT_URL_<SERVICE>`` settings as boto3.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
@@ -31,4 +32,8 @@ def client(service: str, config: Config | None = None) -> Any:
 
 
 def dynamodb(config: Config | None = None) -> DynamoDBClient:
-    return client("dynamodb", config)  # type: ignore[no-any-return]
+    """A DynamoDB client; ``DYNAMODB_ENDPOINT_URL``, when not empty, points it at
+    another DynamoDB (a local one for ``sam local invoke``)."""
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL") or None
+    made: Any = _botocore_session().create_client("dynamodb", config=config, endpoint_url=endpoint)
+    return made  # type: ignore[no-any-return]

@@ -109,7 +109,7 @@ class StoreSettings:
 class PushSettings(StoreSettings):
     # Secrets Manager id of the push token; deployed stacks always use this.
     push_token_secret_id: str = setting("PUSH_TOKEN_SECRET_ID", "")
-    # The token itself, for local runs and tests only: the template never sets it.
+    # The token itself, for local runs and tests only: the template declares it empty.
     push_token: str = setting("PUSH_TOKEN", "", secret=True)
     # The token before a rotation, also accepted while set (local runs and tests only;
     # deployed stacks read the secret's AWSPREVIOUS version).

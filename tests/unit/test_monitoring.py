@@ -64,3 +64,10 @@ def test_access_logs_never_hold_the_token():
         name.startswith(("request", "route", "status", "response", "integration", "error", "identity.sourceIp"))
         for name in variables
     ), variables
+
+
+def test_alarms_can_reach_their_topic():
+    # CloudWatch cannot publish to a topic encrypted with the AWS managed key (aws/sns):
+    # every notification would be dropped. A customer key would need a key policy for it.
+    [topic] = resources_of_type(TEMPLATE, "AWS::SNS::Topic").values()
+    assert "KmsMasterKeyId" not in topic["Properties"]

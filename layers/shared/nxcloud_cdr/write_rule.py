@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -228,6 +229,22 @@ def _unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
         "ExpressionAttributeNames": {"#seen": name},
         "ExpressionAttributeValues": serialise({":seen": value}),
     }
+
+
+_BATCH_ATTEMPTS = 8
+
+
+def _until_processed(call: Any, request: dict[str, Any], unprocessed: str, what: str) -> Iterator[dict[str, Any]]:
+    """Each response of a batch call, sent again with what DynamoDB left unprocessed
+    (backing off exponentially, as AWS asks) until nothing is left."""
+    for attempt in range(_BATCH_ATTEMPTS):
+        response: dict[str, Any] = call(RequestItems=request)
+        yield response
+        request = dict(response.get(unprocessed) or {})
+        if not request:
+            return
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise StoreError(f"DynamoDB left {what} after {_BATCH_ATTEMPTS} attempts")
 
 
 def _code(exc: ClientError) -> str:
@@ -443,28 +460,24 @@ class RecordWriter:
     def _batch_put(self, items: list[dict[str, Any]]) -> bool:
         """Put every item (retrying what DynamoDB leaves unprocessed); False when
         DynamoDB refuses the request for one of its items."""
-        pending: dict[str, Any] = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
-        for attempt in range(8):
-            try:
-                response = self._client.batch_write_item(RequestItems=pending)
-            except ClientError as exc:
-                if _code(exc) == "ValidationException":
-                    return False
-                raise StoreError(str(exc)) from exc
-            except BotoCoreError as exc:
-                raise StoreError(str(exc)) from exc
-            pending = dict(response.get("UnprocessedItems") or {})
-            if not pending:
-                return True
-            time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS asks for exponential backoff
-        raise StoreError("DynamoDB left items unwritten after 8 attempts")
+        request = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
+        try:
+            for _ in _until_processed(self._client.batch_write_item, request, "UnprocessedItems", "items unwritten"):
+                pass
+        except ClientError as exc:
+            if _code(exc) == "ValidationException":
+                return False
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
 
     def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
         # An id no key can hold is not stored either: write() refuses its record.
         readable = [key for key in keys if _id_problem(key[0]) is None]
         for start in range(0, len(readable), 100):
-            pending: dict[str, Any] = {
+            request = {
                 self.table_name: {
                     "Keys": [serialise(record_key(*key)) for key in readable[start : start + 100]],
                     "ProjectionExpression": "pk, sk, contentHash, #rank",
@@ -472,18 +485,13 @@ class RecordWriter:
                     "ConsistentRead": True,
                 }
             }
-            for attempt in range(8):
-                try:
-                    response = self._client.batch_get_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(str(exc)) from exc
-                for raw_item in response.get("Responses", {}).get(self.table_name, []):
-                    shown = deserialise(raw_item)
-                    found[record_id(shown)] = stored_hash(shown)
-                pending = dict(response.get("UnprocessedKeys") or {})
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 2.0))  # AWS asks for exponential backoff
-            else:
-                raise StoreError("DynamoDB left keys unread after 8 attempts")
+            try:
+                for response in _until_processed(
+                    self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"
+                ):
+                    for raw_item in response.get("Responses", {}).get(self.table_name, []):
+                        shown = deserialise(raw_item)
+                        found[record_id(shown)] = stored_hash(shown)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(str(exc)) from exc
         return found

@@ -69,7 +69,7 @@ ENV ?= dev
 deploy: build  ## Deploy to AWS with samconfig.toml's ENV settings (ENV=dev by default; ENV=prod)
 	$(SAM) deploy --config-env $(ENV) $(SAM_ARGS)
 
-deploy-guided: build  ## The same, asking for every setting (answer y to the three "no authentication" questions)
+deploy-guided: build  ## The same, asking for every setting (the defaults deploy the dev stack)
 	$(SAM) deploy --guided --config-env $(ENV) $(SAM_ARGS)
 
 local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)

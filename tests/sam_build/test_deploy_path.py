@@ -53,10 +53,9 @@ def test_environments_dev_is_throwaway_prod_is_safe():
         assert (config["capabilities"], config["resolve_s3"]) == ("CAPABILITY_IAM", True)
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
-def test_sam_deploy_goes_as_far_as_the_credentials(env, tmp_path: Path):
-    # A home without AWS files and no AWS variable but the region: what stops the deploy
-    # must be the missing credentials, not the template, samconfig.toml or a prompt.
+def sam_without_credentials(args: list[str], tmp_path: Path, answers: str | None = None) -> str:
+    """Runs sam in a home without AWS files and no AWS variable but the region; returns
+    what it printed, after checking that it stopped."""
     home = tmp_path / "home"
     home.mkdir()
     environment = {
@@ -66,15 +65,80 @@ def test_sam_deploy_goes_as_far_as_the_credentials(env, tmp_path: Path):
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     completed = subprocess.run(
-        [str(SAM), "deploy", "--config-env", env, "--no-execute-changeset"],
+        [str(SAM), *args],
         cwd=REPO_ROOT,
         env=environment,
-        stdin=subprocess.DEVNULL,
+        input=answers,
+        stdin=None if answers is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    output = completed.stdout + completed.stderr
     assert completed.returncode != 0
+    return completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_sam_deploy_goes_as_far_as_the_credentials(env, tmp_path: Path):
+    # What stops the deploy must be the missing credentials, not the template,
+    # samconfig.toml or a prompt.
+    output = sam_without_credentials(["deploy", "--config-env", env, "--no-execute-changeset"], tmp_path)
     assert "Unable to locate credentials" in output, output[-2000:]
+
+
+def test_guided_deploy_on_every_default_goes_as_far_as_the_credentials(tmp_path: Path):
+    # Enter to every question of `make deploy-guided`: no default may abort the deploy
+    # (SAM's "has no authentication. Is this okay? [y/N]" did). The answers are saved to
+    # a copy of samconfig.toml, never to the clone's.
+    config = tmp_path / "samconfig.toml"
+    config.write_text((REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    output = sam_without_credentials(
+        ["deploy", "--guided", "--config-env", "dev", "--config-file", str(config), "--template-file", "template.yaml"],
+        tmp_path,
+        answers="\n" * 200,
+    )
+    prompts = re.findall(r"Parameter (\w+) \[", output)
+    assert set(prompts) == set(load_template()["Parameters"]), output[-2000:]  # really guided
+    assert "Is this okay?" not in output
+    assert "Unable to locate credentials" in output, output[-2000:]
+
+
+TRANSFORM = """
+import json, sys
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(sys.stdin.read())
+for resource in template["Resources"].values():
+    for uri in ("CodeUri", "ContentUri"):
+        if uri in resource.get("Properties", {}):
+            resource["Properties"][uri] = "s3://bucket/key"
+print(json.dumps(transform(template, {}, NoManagedPolicies()), sort_keys=True))
+"""
+
+
+def test_the_api_auth_block_only_answers_sams_question():
+    # `Auth: {EnableIamAuthorizer: false}` must leave the deployed API exactly as without
+    # it: NXCLOUD's pushes carry nothing an authorizer could check.
+    source = (REPO_ROOT / "template.yaml").read_text(encoding="utf-8")
+    block = "      Auth:\n        EnableIamAuthorizer: false\n"
+    assert source.count(block) == 1
+
+    def transformed(text: str) -> str:
+        return subprocess.run(
+            [str(SAM.parent / "python"), "-c", TRANSFORM],
+            input=text,
+            env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    with_block = transformed(source)
+    assert '"AWS::ApiGatewayV2::Api"' in with_block
+    assert with_block == transformed(source.replace(block, ""))

@@ -8,11 +8,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SAM := .venv-sam/bin/sam
 export SAM_CLI_TELEMETRY := 0
-export AWS_DEFAULT_REGION ?= us-east-1
+# sam validate wants a region, any region; deploys use the user's own (profile or
+# AWS_DEFAULT_REGION), so it is not exported.
+CHECK_REGION := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local nxcloud
+.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local monitoring nxcloud
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,7 +54,7 @@ lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint, checkov
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tools tests bench
 	$(VENV)/bin/cfn-lint template.yaml
-	$(SAM) validate --lint
+	$(CHECK_REGION) $(SAM) validate --lint
 	# Every finding is fixed or skipped in template.yaml with its reason (Metadata: checkov).
 	.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
@@ -62,15 +64,20 @@ test: deps lint  ## Everything CI runs: lint, unit, DynamoDB Local and sam build
 test-fast: deps  ## Unit tests only (no Java, no sam build)
 	$(PY) -m pytest tests/unit
 
-build: deps  ## sam build (into .aws-sam/)
+build: $(VENV)/.installed .venv-sam/.installed  ## sam build (into .aws-sam/)
 	$(SAM) build
 
-ENV ?= dev
+# A plain assignment: an ENV exported in the shell must not pick the stack (`make deploy
+# ENV=prod` on the command line still does).
+ENV = dev
 deploy: build  ## Deploy to AWS with samconfig.toml's ENV settings (ENV=dev by default; ENV=prod)
 	$(SAM) deploy --config-env $(ENV) $(SAM_ARGS)
 
 deploy-guided: build  ## The same, asking for every setting (the defaults deploy the dev stack)
 	$(SAM) deploy --guided --config-env $(ENV) $(SAM_ARGS)
+
+monitoring: $(VENV)/.installed  ## Regenerate template.yaml's alarms and dashboard (devtools/monitoring.py)
+	$(PY) -m devtools.monitoring
 
 local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)
 	$(PY) -m devtools.local_stack $(LOCAL_ARGS)

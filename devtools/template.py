@@ -44,19 +44,40 @@ def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str
     return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
 
 
-def _condition_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
-    """The template's conditions (``!Equals [!Ref Parameter, value]``) at the given
-    parameter values, defaults for the others."""
+def _parameter_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
     values = {name: str(body.get("Default", "")) for name, body in template.get("Parameters", {}).items()}
     values.update(parameters)
+    return values
 
-    def holds(body: dict[str, Any]) -> bool:
-        if "Fn::Not" in body:
-            return not holds(body["Fn::Not"][0])
-        left, right = body["Fn::Equals"]
-        return values[left["Ref"]] == str(right)
 
-    return {name: holds(body) for name, body in template.get("Conditions", {}).items()}
+def _holds(body: dict[str, Any], values: dict[str, str]) -> bool:
+    """A condition made of ``!Not`` and ``!Equals [!Ref Parameter, value]``."""
+    if "Fn::Not" in body:
+        return not _holds(body["Fn::Not"][0], values)
+    left, right = body["Fn::Equals"]
+    return values[left["Ref"]] == str(right)
+
+
+def _condition_values(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    """The template's conditions at the given parameter values, defaults for the others."""
+    values = _parameter_values(template, parameters)
+    return {name: _holds(body, values) for name, body in template.get("Conditions", {}).items()}
+
+
+def rule_failures(template: dict[str, Any], parameters: dict[str, str]) -> list[str]:
+    """What CloudFormation's ``Rules`` would refuse these parameter values for (the
+    assertions' descriptions)."""
+    values = _parameter_values(template, parameters)
+    failures: list[str] = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _holds(rule["RuleCondition"], values):
+            continue
+        failures.extend(
+            assertion["AssertDescription"]
+            for assertion in rule["Assertions"]
+            if not _holds(assertion["Assert"], values)
+        )
+    return failures
 
 
 def _choose(value: Any, conditions: dict[str, bool]) -> Any:

@@ -140,3 +140,25 @@ def test_credentials_from_secrets_manager(push_env, secret, expected):
                 credentials(settings)
         else:
             assert credentials(settings) == expected
+
+
+def test_a_credentials_secret_that_cannot_be_read_counts_as_a_failed_run(push_env, monkeypatch, invoke, capsys):
+    # Secrets Manager down or denied happens before the run starts: SyncFailingAlarm must
+    # still see it (not only Lambda's error count).
+    monkeypatch.delenv("NXCLOUD_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("NXCLOUD_ACCESS_SECRET", raising=False)
+    monkeypatch.setenv("NXCLOUD_CREDENTIALS_SECRET_ID", "nxcloud-credentials")
+    # No such secret: GetSecretValue fails.
+    with mock_aws(), pytest.raises(Exception, match="ResourceNotFound"):
+        invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
+
+    assert "SyncFailures" in metric_names(capsys.readouterr().out)
+
+
+def test_a_lease_that_cannot_be_taken_counts_as_a_failed_run(push_env, sync_env, monkeypatch, invoke, capsys):
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+
+    with pytest.raises(Exception, match=r"ResourceNotFound|non-existent table"):
+        invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
+
+    assert "SyncFailures" in metric_names(capsys.readouterr().out)

@@ -37,6 +37,26 @@ def test_make_deploy_builds_then_deploys_the_environment(env, stack):
     assert CONFIG[env or "dev"]["global"]["parameters"]["stack_name"] == stack
 
 
+def test_make_deploy_leaves_the_region_and_the_environment_to_the_user(tmp_path: Path):
+    # `make deploy` with a stand-in sam that prints what it was given: the region is the
+    # user's (their profile's when AWS_DEFAULT_REGION is unset, never a default of the
+    # Makefile's), and an ENV exported in the shell does not pick the stack.
+    fake = tmp_path / "sam"
+    fake.write_text('#!/bin/sh\necho "sam $* region=${AWS_DEFAULT_REGION:-unset}"\n', encoding="utf-8")
+    fake.chmod(0o755)
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    environment["ENV"] = "prod"
+    printed = subprocess.run(
+        ["make", "--no-print-directory", "-s", "deploy", f"SAM={fake}"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert printed[-2:] == ["sam build region=unset", "sam deploy --config-env dev region=unset"]
+
+
 def test_environments_dev_is_throwaway_prod_is_safe():
     template = load_template()["Parameters"]
     dev = CONFIG["dev"]["deploy"]["parameters"]

@@ -3,12 +3,16 @@ README, so that a metric or an alarm added later cannot be left out of them."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from nxcloud_cdr import receiver
+from nxcloud_cdr.kinds import PUSH_KINDS
 
+from devtools import monitoring
 from devtools.template import load_template, resources_of_type
-from tests.conftest import repo_path
+from tests.conftest import FUNCTIONS, SYNC_FUNCTION, load_event, repo_path
 
 TEMPLATE = load_template()
 ALARMS = resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
@@ -43,6 +47,50 @@ def test_every_alarm_notifies_the_topic_and_has_its_runbook_entry():
         assert sum(1 for metric in props["Metrics"] if metric.get("ReturnData") is True) == 1, name
 
 
+def emitted_series(invoke: Any, capsys: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(namespace, dimensions) of what each function really emits: each run on a path
+    that answers without AWS (a wrong token, a sync without credentials), its
+    metrics line read back as CloudWatch reads it."""
+    for function in FUNCTIONS:
+        push_type = re.sub(r"(?<!^)(?=[A-Z])", "-", function.removesuffix("Function")).lower()
+        invoke(function, load_event(f"{push_type}-wrong-token.json"))
+    invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
+    series = set()
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                series.add((directive["Namespace"], tuple((name, str(blob[name])) for name in dimensions)))
+    return series
+
+
+def test_dashboard_and_alarms_watch_the_namespace_and_dimensions_emitted(push_env, monkeypatch, invoke, capsys):
+    for name in ("NXCLOUD_ACCESS_KEY", "NXCLOUD_ACCESS_SECRET", "NXCLOUD_CREDENTIALS_SECRET_ID"):
+        monkeypatch.delenv(name, raising=False)
+    series = emitted_series(invoke, capsys)
+    assert len(series) == len(FUNCTIONS) + 1, series  # one series per function
+    namespaces = {namespace for namespace, _ in series}
+    watched: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for alarm in ALARMS.values():
+        for metric in alarm["Properties"]["Metrics"]:
+            stat = metric.get("MetricStat")
+            if stat and not stat["Metric"]["Namespace"].startswith("AWS/"):
+                dimensions = tuple((d["Name"], d["Value"]) for d in stat["Metric"].get("Dimensions", []))
+                watched.append((stat["Metric"]["Namespace"], dimensions))
+    [dashboard] = resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    for widget in json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])["widgets"]:
+        for entry in widget.get("properties", {}).get("metrics", []):
+            parts = [part for part in entry if isinstance(part, str)]
+            if parts and parts[0] != "..." and not parts[0].startswith("AWS/"):
+                pairs = parts[2:]
+                watched.append((parts[0], tuple(zip(pairs[::2], pairs[1::2], strict=True))))
+    assert len(watched) > 30
+    assert {namespace for namespace, _ in watched} == namespaces
+    assert sorted(set(watched) - series) == []
+
+
 def test_alarms_watch_metrics_that_exist():
     names = emitted_metrics()
     for name, alarm in ALARMS.items():
@@ -71,3 +119,11 @@ def test_alarms_can_reach_their_topic():
     # every notification would be dropped. A customer key would need a key policy for it.
     [topic] = resources_of_type(TEMPLATE, "AWS::SNS::Topic").values()
     assert "KmsMasterKeyId" not in topic["Properties"]
+
+
+def test_the_templates_alarms_and_dashboard_are_generated_from_the_push_types():
+    # Every push type is in every alarm and widget: the section is devtools/monitoring.py's
+    # output for the push types the layer knows (`make monitoring` rewrites it).
+    text = repo_path("template.yaml").read_text(encoding="utf-8")
+    assert monitoring.with_section(text) == text, "run make monitoring"
+    assert all(f"Value: {kind}\n" in monitoring.section() for kind in PUSH_KINDS)

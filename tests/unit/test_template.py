@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from devtools.template import create_table_requests, http_routes, load_template, resources_of_type
+from devtools.template import create_table_requests, http_routes, load_template, resources_of_type, rule_failures
 from tests.conftest import ALL_FUNCTIONS, FUNCTIONS, SYNC_FUNCTION, repo_path
 
 TEMPLATE = load_template()
@@ -133,6 +133,16 @@ def test_outputs_name_every_push_url_and_the_tables():
     assert {"CallRecordsTableName", "QuarantineTableName", "PushTokenCommand"} <= set(outputs)
 
 
+def test_a_custom_domain_without_its_certificate_is_refused_before_anything_is_created():
+    assert rule_failures(TEMPLATE, {}) == []
+    assert rule_failures(TEMPLATE, {"CustomDomainName": "push.example.com"}) != []
+    certificate = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    assert (
+        rule_failures(TEMPLATE, {"CustomDomainName": "push.example.com", "CustomDomainCertificateArn": certificate})
+        == []
+    )
+
+
 def test_every_function_log_group_has_retention():
     log_groups = resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")
     named = {
@@ -140,7 +150,9 @@ def test_every_function_log_group_has_retention():
         for group in log_groups.values()
         if "LogGroupName" in group["Properties"]
     }
-    assert named == {f"/aws/lambda/${{{name}}}" for name in ALL_FUNCTIONS}
+    assert named == {f"/aws/lambda/${{{name}}}" for name in ALL_FUNCTIONS} | {
+        "/aws/vendedlogs/${AWS::StackName}/push-api-access"
+    }
     # Every log group, the API's access log included, expires.
     assert all(group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for group in log_groups.values())
     assert set(resources_of_type(TEMPLATE, "AWS::Serverless::Function")) == set(ALL_FUNCTIONS)

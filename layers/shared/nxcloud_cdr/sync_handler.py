@@ -81,6 +81,24 @@ def _emit(report: SyncReport) -> None:
 
 
 def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = None) -> dict[str, Any]:
+    """One sync run. Every way it can fail is counted (``SyncConfigErrors`` or
+    ``SyncFailures``, which the alarms watch), a secret or a lease that cannot be read
+    included, and re-raised, so that Lambda records the error."""
+    try:
+        return _run(event, context, settings)
+    except NxcloudConfigError:
+        logger.exception("NXCLOUD refused the sync's credentials or request")
+        count("SyncConfigErrors")
+        raise
+    except Exception:
+        # NXCLOUD, Secrets Manager or the store failing, or a bug: the checkpoint and
+        # cursor stay at the last stored page, and the next run goes on from there.
+        logger.exception("sync run failed; the checkpoint stays at the last stored page")
+        count("SyncFailures")
+        raise
+
+
+def _run(event: dict[str, Any], context: Any, settings: SyncSettings | None) -> dict[str, Any]:
     settings = settings or SyncSettings.from_env()
     logger.append_keys(sync=KIND)
     try:
@@ -122,16 +140,6 @@ def run(event: dict[str, Any], context: Any, settings: SyncSettings | None = Non
             report = sync.backfill(int(start.timestamp()), int(end.timestamp()), window)
         else:
             report = sync.run_scheduled()
-    except NxcloudConfigError:
-        logger.exception("NXCLOUD refused the sync's credentials or request")
-        count("SyncConfigErrors")
-        raise
-    except Exception:
-        # NXCLOUD or the store failing, or a bug: the checkpoint and cursor stay at the
-        # last stored page, and the next run goes on from there.
-        logger.exception("sync run failed; the checkpoint stays at the last stored page")
-        count("SyncFailures")
-        raise
     finally:
         state.release(owner)
     _emit(report)

@@ -92,6 +92,14 @@ SAMPLES: list[tuple[str, str, str, str]] = [
     ("cc-report-unanswered.json", "CcReportFunction", "cc-report-unanswered.json", EXAMPLE_TOKEN),
     ("cc-report-bad-body.json", "CcReportFunction", "bad-body.txt", EXAMPLE_TOKEN),
     ("cc-report-wrong-token.json", "CcReportFunction", "cc-report.json", "not-the-token"),
+    # The 2024 format, at the same URL.
+    ("pns-call-result-2024.json", "PnsCallResultFunction", "pns-call-result-2024.json", EXAMPLE_TOKEN),
+    (
+        "pns-call-result-2024-unanswered.json",
+        "PnsCallResultFunction",
+        "pns-call-result-2024-unanswered.json",
+        EXAMPLE_TOKEN,
+    ),
 ]
 
 

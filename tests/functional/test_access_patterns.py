@@ -154,3 +154,19 @@ def test_record_without_call_time_is_indexed_at_its_receipt(store, writer):
 
     assert ids(page.items) == ["99"]
     assert "callStartUtc" not in page.items[0]
+
+
+def test_a_2024_format_call_is_found_by_every_lookup(store, writer, calls):
+    # The same lookups as the flat format's, the Y number one more.
+    payload = json.loads(payload_text("pns-call-result-2024.json"))
+    writer.write(map_pns_call_result(payload, json.dumps(payload), UTC8), RECEIVED, source="push")
+    call_id = payload["callId"]
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+
+    [item] = store.get(call_id)
+    assert (item["kind"], item["statusName"], item["durationSec"]) == ("pns_call_result", "answered", 55)
+    assert ids(store.by_time("pns_call_result", start, start + timedelta(seconds=1)).items) == [call_id]
+    for number in ("85261234567", "85298765432", "85230001111", "85230002222"):  # caller, callee, X, Y
+        assert ids(store.by_number(number).items) == [call_id], number
+    assert ids(store.by_binding(bind_id=payload["bindId"]).items) == [call_id]
+    assert ids(store.by_binding(customer_bind_id=payload["customerBindId"]).items) == [call_id]

@@ -81,7 +81,9 @@ def test_items_of_the_old_shape_read_and_merge_like_new_ones(ddb, store, writer,
 def lean_store(dynamodb_local) -> tuple[CallStore, RecordWriter, Any]:
     client = boto3.client("dynamodb", endpoint_url=dynamodb_local.endpoint)
     names = table_names()
-    create_tables(client, names, parameters={"DidLookup": "false", "CustomerBindIdLookup": "false"})
+    create_tables(
+        client, names, parameters={"DidLookup": "false", "DidYLookup": "false", "CustomerBindIdLookup": "false"}
+    )
     table, quarantine = names["CallRecordsTable"], names["QuarantineTable"]
     return CallStore(client, table, quarantine), RecordWriter(client, table), client
 

@@ -26,6 +26,62 @@ def load(name: str) -> tuple[dict, str]:
     return json.loads(raw), raw
 
 
+def test_pns_call_result_2024_format_every_field():
+    payload, raw = load("pns-call-result-2024.json")
+    record = map_pns_call_result(payload, raw, UTC8)
+
+    assert (record.kind, record.nxcloud_id, record.raw) == ("pns_call_result", payload["callId"], raw)
+    fields = record.fields
+    for name, value in payload.items():
+        if name != "legList":
+            assert fields[name] == value, name
+    assert fields["callStatusName"] == "normal_end"  # "1", a string in this format
+    # Each leg kept, every field as sent, its times normalised beside them.
+    assert len(fields["legList"]) == 2
+    for leg, sent in zip(fields["legList"], payload["legList"], strict=True):
+        for name, value in sent.items():
+            assert leg[name] == (str(value) if name in ("callType", "hangupType") else value), name
+        for name in ("callStartAt", "callRingAt", "callAnswerAt", "callFinishAt"):
+            assert leg[f"{name}Ms"] == sent[name] * 1000
+        assert leg["hangupCodeName"] == "NORMAL_CLEARING"
+    # The call from its legs: the first leg's start, the callee leg's ring, answer, talk
+    # time and recording, the last end.
+    assert fields["callSummary"] == {
+        "outcome": "answered",
+        "startUtc": "2024-05-01T00:00:00.000Z",
+        "ringUtc": "2024-05-01T00:00:03.000Z",
+        "answerUtc": "2024-05-01T00:00:10.000Z",
+        "endUtc": "2024-05-01T00:01:05.000Z",
+        "durationSec": 55,
+        "recordingUrl": payload["legList"][1]["callRecordFile"],
+        "hangupBy": "caller",
+        "hangupCause": "NORMAL_CLEARING",
+    }
+    assert record.start == datetime(2024, 5, 1, tzinfo=UTC)
+    assert (record.caller, record.callee) == ("85261234567", "85298765432")
+    assert (record.did, record.did_y) == ("85230001111", "85230002222")
+    assert (record.bind_id, record.customer_bind_id) == (payload["bindId"], "order-20240501-7781")
+    assert (record.duration_sec, record.outcome) == (55, "answered")
+    assert record.unknown_fields == () and record.problems == ()
+    assert record.latest_ms == 1714521665000
+
+
+def test_pns_call_result_2024_format_unanswered_and_its_variants():
+    payload, raw = load("pns-call-result-2024-unanswered.json")
+    summary = map_pns_call_result(payload, raw, UTC8).fields["callSummary"]
+    assert (summary["outcome"], summary["hangupBy"], summary["hangupCause"]) == ("no_answer", "callee", "NO_ANSWER")
+    assert "answerUtc" not in summary and "recordingUrl" not in summary and summary["durationSec"] == 0
+
+    # didX only (no did), a leading +, no legs at all: still a call result, found by X.
+    bare = {"callId": "2024-bare", "didX": "+85230001111", "callee": "+85298765432", "callStatus": "2", "legList": []}
+    record = map_pns_call_result(bare, json.dumps(bare), UTC8)
+    assert (record.did, record.callee, record.outcome, record.start) == ("85230001111", "85298765432", "failed", None)
+    # A leg list that is not a list: the field is left out (raw keeps it), the call kept.
+    odd = {"callId": "2024-odd", "pnsType": "axb", "legList": "none"}
+    record = map_pns_call_result(odd, json.dumps(odd), UTC8)
+    assert record.fields["legList"] == [] and record.problems and record.outcome == "unknown"
+
+
 def test_pns_call_result_seed_every_field():
     payload, raw = load("pns-call-result.json")
     record = map_pns_call_result(payload, raw, UTC8)
@@ -46,7 +102,16 @@ def test_pns_call_result_seed_every_field():
     assert record.start == datetime(2022, 12, 19, 9, 0, 52, tzinfo=UTC)
     assert (record.caller, record.callee, record.did) == ("85235757583", "85238533300", "85235757584")
     assert (record.bind_id, record.customer_bind_id) == ("69f1d1be1a82204c6049b4a2797ed0af", "1")
-    assert (record.duration_sec, record.status_name) == (6, "normal_end")
+    assert (record.duration_sec, record.outcome) == (6, "answered")
+    assert fields["callSummary"] == {
+        "outcome": "answered",
+        "startUtc": "2022-12-19T09:00:52.000Z",
+        "answerUtc": "2022-12-19T09:00:54.000Z",
+        "endUtc": "2022-12-19T09:01:00.000Z",
+        "durationSec": 6,
+        "recordingUrl": payload["recordFile"],
+        "hangupBy": "caller",
+    }
     assert record.unknown_fields == ()
 
 
@@ -99,7 +164,12 @@ def test_pns_binding_not_exist_seed_every_field():
     assert fields["data"]["occurrenceTimeUtc"] == "2023-03-29T03:36:53.000Z"
     assert fields["data"]["occurrenceTimeMs"] == 1680061013000
     assert (record.caller, record.did, record.callee) == ("852121199", "85299999999", None)
-    assert record.status_name == "binding_not_exist"
+    assert record.outcome == "no_binding"
+    assert fields["callSummary"] == {
+        "outcome": "no_binding",
+        "startUtc": "2023-03-29T03:36:53.000Z",
+        "hangupBy": "system",
+    }
     assert record.start == datetime(2023, 3, 29, 3, 36, 53, tzinfo=UTC)
 
 
@@ -145,7 +215,14 @@ def test_cc_report_every_field():
     assert fields["hangingDirectionName"] == "customer"
     assert fields["baseCostUsd"] == Decimal("0.0300") and fields["costUsd"] == Decimal("0.0350")
     assert (record.caller, record.callee, record.did) == ("85238531117", "85235757568", None)
-    assert (record.duration_sec, record.status_name) == (15, "outgoing_hung_up")
+    assert (record.duration_sec, record.outcome) == (15, "answered")
+    summary = fields["callSummary"]
+    assert (summary["direction"], summary["hangupBy"], summary["hangupCause"]) == (
+        "outbound",
+        "callee",  # the customer, called by the agent
+        "outgoing_hung_up",
+    )
+    assert (summary["answerUtc"], summary["durationSec"]) == ("2023-11-17T05:42:33.000Z", 15)
 
 
 def test_cc_report_unanswered_nulls_and_extra_fields():
@@ -310,7 +387,10 @@ def test_cc_cdr_seed_records_every_field():
     assert fields["directionName"] == "inbound"
     assert fields["hangupByName"] == "agent"
     assert fields["queueDurationMs"] == 5139  # sent in milliseconds here
-    assert record.status_name == "Missed call"
+    assert record.outcome == "no_answer"
+    summary = fields["callSummary"]
+    assert (summary["outcome"], summary["direction"], summary["hangupBy"]) == ("no_answer", "inbound", "callee")
+    assert summary["hangupCause"] == "User abandoned the queue" and "answerUtc" not in summary
     assert (record.caller, record.callee, record.duration_sec) == ("85215236100", "85235757580", 0)
     assert record.start == datetime(2023, 7, 27, 7, 21, 32, 841000, tzinfo=UTC)
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 
 from . import enums
+from .outcomes import Direction, HangupBy, Outcome
 from .records import CallRecord, completeness, content_hash
 from .storable import number_ok
 from .times import epoch_ms, iso_utc
@@ -75,8 +76,12 @@ class Normaliser:
             self.latest_ms = max(self.latest_ms, epoch_ms(moment))
         return moment
 
-    def add_time(self, fields: dict[str, Any], name: str, convert: Callable[[], datetime | None]) -> datetime | None:
-        moment = self.time(convert, name)
+    def add_time(
+        self, fields: dict[str, Any], name: str, convert: Callable[[], datetime | None], path: str = ""
+    ) -> datetime | None:
+        """``fields[name]`` with its normalised forms beside it; ``path`` says where
+        ``fields`` is in the payload, for a problem's name."""
+        moment = self.time(convert, f"{path}.{name}" if path else name)
         if moment is not None:
             fields[f"{name}Utc"] = iso_utc(moment)
             fields[f"{name}Ms"] = epoch_ms(moment)
@@ -89,10 +94,17 @@ class Normaliser:
         self.problems.append(f"{name}: number out of range")
         return None
 
-    def record(self, kind: str, payload: dict[str, Any], raw: str, **values: Any) -> CallRecord:
+    def record(
+        self, kind: str, payload: dict[str, Any], raw: str, summary: dict[str, Any], **values: Any
+    ) -> CallRecord:
+        """The record of a payload; ``summary`` (:func:`call_summary`) joins its fields
+        and gives its outcome and talk time."""
+        values["fields"][SUMMARY] = summary
         return CallRecord(
             kind=kind,
             raw=raw,
+            outcome=summary["outcome"],
+            duration_sec=summary.get("durationSec"),
             content_hash=content_hash(payload),
             completeness=completeness(payload),
             latest_ms=self.latest_ms,
@@ -135,6 +147,39 @@ def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[dict[str, Any]
                 copied = [*parent[:part], copied, *parent[part + 1 :]]
         return cast("dict[str, Any]", copied), ".".join(str(part) for part in loc[: last + 1])
     return data, None
+
+
+SUMMARY = "callSummary"
+
+
+def call_summary(
+    *,
+    outcome: Outcome,
+    start: datetime | None = None,
+    ring: datetime | None = None,
+    answer: datetime | None = None,
+    end: datetime | None = None,
+    duration_sec: int | None = None,
+    recording_url: str = "",
+    hangup_by: HangupBy = "unknown",
+    hangup_cause: str = "",
+    direction: Direction | None = None,
+) -> dict[str, Any]:
+    """The call in the words every kind shares (README, "Data model"), what is known of
+    it: the ``callSummary`` of a record's fields."""
+    summary: dict[str, Any] = {
+        "outcome": outcome,
+        "startUtc": iso_utc(start) if start else None,
+        "ringUtc": iso_utc(ring) if ring else None,
+        "answerUtc": iso_utc(answer) if answer else None,
+        "endUtc": iso_utc(end) if end else None,
+        "durationSec": duration_sec,
+        "recordingUrl": recording_url.strip() or None,
+        "hangupBy": hangup_by,
+        "hangupCause": hangup_cause.strip() or None,
+        "direction": direction,
+    }
+    return {name: value for name, value in summary.items() if value is not None}
 
 
 def add_name(fields: dict[str, Any], name: str, table: Any, value: int | None) -> None:

@@ -27,10 +27,13 @@ class CallRecord:
     caller: str | None = None
     callee: str | None = None
     did: str | None = None
+    # The Y number of a 2024-format PNS call (AXYB bindings): the number the callee sees.
+    did_y: str | None = None
     bind_id: str | None = None
     customer_bind_id: str | None = None
     duration_sec: int | None = None
-    status_name: str | None = None
+    # How the call ended, in the words every kind shares (:mod:`.outcomes`).
+    outcome: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     unknown_fields: tuple[str, ...] = ()
     # The latest of NXCLOUD's own times in the record (epoch ms, 0 when none): a copy

@@ -32,6 +32,7 @@ BY_TIME = "ByTime"
 BY_CALLER = "ByCaller"
 BY_CALLEE = "ByCallee"
 BY_DID = "ByDid"
+BY_DID_Y = "ByDidY"
 BY_BIND_ID = "ByBindId"
 BY_CUSTOMER_BIND_ID = "ByCustomerBindId"
 INDEX_KEYS = {
@@ -39,12 +40,13 @@ INDEX_KEYS = {
     BY_CALLER: "callerNumber",
     BY_CALLEE: "calleeNumber",
     BY_DID: "didNumber",
+    BY_DID_Y: "didYNumber",
     BY_BIND_ID: "bindId",
     BY_CUSTOMER_BIND_ID: "customerBindId",
 }
-NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID)
+NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID, BY_DID_Y)
 # Indexes a deployment may leave out (template parameters), to save a write unit per record.
-OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_CUSTOMER_BIND_ID: "CustomerBindIdLookup"}
+OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_DID_Y: "DidYLookup", BY_CUSTOMER_BIND_ID: "CustomerBindIdLookup"}
 SORT_KEY = "sortKey"
 # ``raw`` compressed with zlib, in items where that saves a write unit.
 RAW_COMPRESSED = "rawZlib"
@@ -381,8 +383,8 @@ class CallStore:
         return Page(items, None)
 
     def by_number(self, number: str, *, limit: int = 50, cursor: str | None = None) -> Page:
-        """Access pattern 3: records where the number is caller, callee or X, newest first
-        (X only where the ByDid index is on).
+        """Access pattern 3: records where the number is caller, callee, X or Y, newest
+        first (X and Y only where the ByDid and ByDidY indexes are on).
 
         Queries the number indexes and merges them; the cursor is the sort key of the
         last item returned, which all of them share.

@@ -67,7 +67,7 @@ __all__ = ["RecordWriter", "UnstorableError", "WriteResult", "build_item", "vers
 Outcome = Literal["stored", "updated", "duplicate", "superseded"]
 
 # Attributes that are index keys: left out when DynamoDB could not take them as keys.
-_INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "bindId", "customerBindId")
+_INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "didYNumber", "bindId", "customerBindId")
 # How often a replacement is tried again when another writer changed the item between
 # the read and the transaction (each round reads the newer copy first).
 _MAX_ROUNDS = 6
@@ -130,10 +130,12 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
         "callerNumber": record.caller,
         "calleeNumber": record.callee,
         "didNumber": record.did,
+        "didYNumber": record.did_y,
         "bindId": record.bind_id,
         "customerBindId": record.customer_bind_id,
         "durationSec": record.duration_sec,
-        "statusName": record.status_name,
+        # The outcome (:mod:`.outcomes`), under the name every index already projects.
+        "statusName": record.outcome,
         "raw": record.raw,
         "rank": record.rank,
         "receivedAt": iso_utc(received_at),

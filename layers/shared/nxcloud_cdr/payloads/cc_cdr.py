@@ -7,8 +7,8 @@ from datetime import tzinfo
 from functools import partial
 from typing import Any
 
-from .. import enums
-from ..mapping import Normaliser, add_name, require_id, unknown_fields
+from .. import enums, outcomes
+from ..mapping import Normaliser, add_name, call_summary, require_id, unknown_fields
 from ..models import LooseFloat, LooseInt, LooseStr, NxModel
 from ..phones import normalise_number
 from ..records import CallRecord
@@ -60,6 +60,11 @@ def queue_duration_ms(value: int | None, in_queue_ms: int | None, out_queue_ms: 
     return value * 1000
 
 
+# direction: 0 in, 1 out, 2 AICC (NXCLOUD's AI calling out).
+_DIRECTION: dict[int, outcomes.Direction] = {0: "inbound", 1: "outbound", 2: "outbound"}
+# hangupBy: 0 agent, 1 user (the customer), 2 unknown.
+_PARTY: dict[int, outcomes.Party] = {0: "agent", 1: "customer"}
+
 _CDR_TIMES = ("startTime", "answerTime", "endTime", "ringTime", "inQueueTime", "outQueueTime")
 
 
@@ -76,16 +81,35 @@ def map_cc_cdr(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
     queue_ms = norm.number("queueDuration", queue_ms)
     if queue_ms is not None:
         fields["queueDurationMs"] = queue_ms
+    direction = _DIRECTION.get(model.direction) if model.direction is not None else None
+    duration = norm.number("callDuration", model.callDuration)
+    if model.answered or times["answerTime"] is not None:
+        outcome: outcomes.Outcome = "answered"
+    else:
+        ended = model.answered is False or times["endTime"] is not None
+        outcome = outcomes.unanswered(outcomes.from_text(model.callStatus, model.hangupReason), ended=ended)
+    party = _PARTY.get(model.hangupBy) if model.hangupBy is not None else None
+    summary = call_summary(
+        outcome=outcome,
+        start=times["startTime"],
+        ring=times["ringTime"],
+        answer=times["answerTime"],
+        end=times["endTime"],
+        duration_sec=duration,
+        recording_url=model.recordUrl,
+        hangup_by=outcomes.hangup_by_party(party, direction),
+        hangup_cause=model.hangupReason,
+        direction=direction,
+    )
     return norm.record(
         "cc_cdr",
         payload,
         raw,
+        summary,
         nxcloud_id=call_id,
         start=times["startTime"],
         caller=normalise_number(model.caller),
         callee=normalise_number(model.callee),
-        duration_sec=norm.number("callDuration", model.callDuration),
-        status_name=model.callStatus.strip() or None,
         fields=fields,
         unknown_fields=unknown_fields(model),
     )

@@ -6,7 +6,7 @@ from datetime import tzinfo
 from typing import Any
 
 from .. import enums
-from ..mapping import Normaliser, add_name, require_id, unknown_fields
+from ..mapping import Normaliser, add_name, call_summary, require_id, unknown_fields
 from ..models import LooseInt, LooseStr, NxModel
 from ..phones import normalise_number
 from ..records import CallRecord
@@ -42,15 +42,17 @@ def map_pns_binding_not_exist(payload: dict[str, Any], raw: str, zone: tzinfo) -
         fields["data"], "occurrenceTime", lambda: from_local_string(model.data.occurrenceTime, zone)
     )
     add_name(fields, "code", enums.PNS_ERROR_CODE, model.code)
+    # A call to an X number that no binding holds: PNS refused it before it rang.
+    summary = call_summary(outcome="no_binding", start=occurred, hangup_by="system")
     return norm.record(
         "pns_binding_not_exist",
         payload,
         raw,
+        summary,
         nxcloud_id=request_id,
         start=occurred,
         caller=normalise_number(model.data.requestParams.caller),
         did=normalise_number(model.data.requestParams.did),
-        status_name=fields.get("codeName"),
         fields=fields,
         unknown_fields=unknown_fields(model),
     )

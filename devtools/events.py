@@ -100,6 +100,9 @@ SAMPLES: list[tuple[str, str, str, str]] = [
         "pns-call-result-2024-unanswered.json",
         EXAMPLE_TOKEN,
     ),
+    # NXCLOUD's call-centre call-log callback: the token in the path and in a header.
+    ("cc-call-log.json", "CcCallLogFunction", "cc-call-log.json", EXAMPLE_TOKEN),
+    ("cc-call-log-wrong-token.json", "CcCallLogFunction", "cc-call-log.json", "not-the-token"),
 ]
 
 
@@ -120,6 +123,14 @@ SYNC_EVENTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _token_header(function: str, token: str) -> dict[str, str]:
+    """The header a push type also carries its token in (the call-log callback's)."""
+    from nxcloud_cdr.kinds import PUSH_KINDS  # noqa: PLC0415 - the layer, on the dev path
+
+    header = next(kind.token_header for kind in PUSH_KINDS.values() if kind.function == function)
+    return {header: token} if header else {}
+
+
 def sample_events() -> dict[str, dict[str, Any]]:
     """The content of every file in events/ (deterministic, so a test can compare)."""
     events = dict(SYNC_EVENTS)
@@ -129,7 +140,11 @@ def sample_events() -> dict[str, dict[str, Any]]:
             _route(function),
             {"token": token},
             body,
-            headers={"content-type": "application/json;charset=UTF-8", "user-agent": "NXCLOUD-push"},
+            headers={
+                "content-type": "application/json;charset=UTF-8",
+                "user-agent": "NXCLOUD-push",
+                **_token_header(function, token),
+            },
             source_ip="203.0.113.10",
             request_id=f"sample-{number:04d}",
             epoch_ms=1700000000000,

@@ -24,8 +24,7 @@ TEMPLATE = REPO_ROOT / "template.yaml"
 NAMESPACE = "NxcloudCdr"
 SYNC_KIND = "cc_cdr"
 KINDS = list(PUSH_KINDS)
-# Each push type's function is named after it: pns_call_result -> PnsCallResultFunction.
-PUSH_FUNCTIONS = ["".join(part.title() for part in kind.split("_")) + "Function" for kind in KINDS]
+PUSH_FUNCTIONS = [kind.function for kind in PUSH_KINDS.values()]
 FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction"]
 PUSH_FUNCTION_LOG_GROUPS = [f"/aws/lambda/${{{function}}}" for function in PUSH_FUNCTIONS]
 

@@ -24,6 +24,7 @@ FUNCTIONS = {
     "PnsCallResultFunction": REPO_ROOT / "functions" / "pns_call_result" / "app.py",
     "PnsBindingNotExistFunction": REPO_ROOT / "functions" / "pns_binding_not_exist" / "app.py",
     "CcReportFunction": REPO_ROOT / "functions" / "cc_report" / "app.py",
+    "CcCallLogFunction": REPO_ROOT / "functions" / "cc_call_log" / "app.py",
 }
 SYNC_FUNCTION = "CcCdrSyncFunction"
 ALL_FUNCTIONS = {**FUNCTIONS, SYNC_FUNCTION: REPO_ROOT / "functions" / "cc_cdr_sync" / "app.py"}

@@ -45,9 +45,8 @@ RECORD_COLUMNS = (
     "statusName",
 )
 QUARANTINE_COLUMNS = ("pk", "reason", "attempts", "lastSeenAt", "bodySize", "replayStatus", "message")
-# Every stored kind: the push kinds and the sync's (nxcloud_cdr.sync.KIND).
-SYNC_KIND = "cc_cdr"
-RECORD_KINDS = (*PUSH_KINDS, SYNC_KIND)
+# Every stored kind: each has a push (the sync's kind, nxcloud_cdr.sync.KIND, too).
+RECORD_KINDS = tuple(PUSH_KINDS)
 LIST_DEFAULT_KIND = "pns_call_result"
 # Quarantine reasons a deployed fix can change (a field the models could not read, a
 # mapping bug, a write that failed, a limit raised). The others are the body itself
@@ -223,13 +222,20 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
     for item in items:
         summary = render_table([item], RECORD_COLUMNS)
         fields = json.dumps(_plain(item.get("fields", {})), indent=2, ensure_ascii=False, sort_keys=True)
-        sys.stdout.write(f"{summary}\n\nfields:\n{fields}\n\nraw (as received):\n{item.get('raw', '')}\n\n")
+        sources = ", ".join(item.get("sources") or [item.get("source", "")])
+        first = item.get("receivedAt", "")
+        seen = f"first received {first}, last {item.get('lastSeenAt') or first}"
+        merged = "copies" in item
+        what = f"the merge of {len(item['copies'])} copies, field by field" if merged else "as received"
+        sys.stdout.write(
+            f"{summary}\n\nsources: {sources} ({seen})\n\nfields:\n{fields}\n\nraw ({what}):\n{item.get('raw', '')}\n\n"
+        )
         for problem in item.get("problems", []):
             sys.stdout.write(f"not normalised: {problem}\n")
         for version in item["versions"]:
             sys.stdout.write(
-                f"other copy received {version.get('receivedAt', '')} from {version.get('source', '')} "
-                f"(ranks lower than the one shown):\n{version.get('raw', '')}\n\n"
+                f"copy received {version.get('receivedAt', '')} from {version.get('source', '')}:\n"
+                f"{version.get('raw', '')}\n\n"
             )
     return 0
 
@@ -368,11 +374,11 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
         sys.stderr.write(f"no quarantined body {arguments.id}\n")
         return 1
     reason = str(item.get("reason", ""))
-    if item.get("kind") == SYNC_KIND:
+    if item.get("source") == "sync":  # a row of the sync, not a push
         start, end = _sync_window(item)
         stack = f" --stack {target.stack}" if target.stack else ""
         sys.stderr.write(
-            f"{SYNC_KIND} records come from the sync, not from a push: after the fix, read their window again with\n"
+            "this row came from the sync, not from a push: after the fix, read its window again with\n"
             f"  ./nxcdr{stack} sync --since {_iso(start)} --to {_iso(end)}\n"
         )
         return 1
@@ -400,10 +406,12 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
     if not arguments.yes and not confirm(f"replay {arguments.id} ({reason}) to {shown}?"):
         sys.stderr.write("not replayed\n")
         return 1
-    url = push_urls(target, target.push_token())[kind.name]
-    request = urllib.request.Request(  # noqa: S310 - the stack's own push URL
-        url, data=item["body"], method="POST", headers={"Content-Type": "application/json"}
-    )
+    token = target.push_token()
+    url = push_urls(target, token)[kind.name]
+    headers = {"Content-Type": "application/json"}
+    if kind.token_header:  # as NXCLOUD sends it (the call-log callback)
+        headers[kind.token_header] = token
+    request = urllib.request.Request(url, data=item["body"], method="POST", headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             status, answer = response.status, response.read().decode("utf-8", errors="replace")

@@ -3,14 +3,20 @@ from template.yaml so that the tests cannot drift from the deployed schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import boto3
 import pytest
+from nxcloud_cdr.config import SyncSettings
+from nxcloud_cdr.nxcloud_api import NxcloudClient
 from nxcloud_cdr.store import CallStore
+from nxcloud_cdr.sync import CdrSync
+from nxcloud_cdr.sync_state import SyncState
 from nxcloud_cdr.write_rule import RecordWriter
 
 from devtools.dynamodb_local import DynamoDBLocal
+from devtools.fake_nxcloud import FakeNxcloud
 from devtools.template import create_tables
 
 pytestmark = pytest.mark.dynamodb_local
@@ -42,3 +48,53 @@ def store(ddb, push_env: dict[str, str]) -> CallStore:
 @pytest.fixture
 def writer(ddb, push_env: dict[str, str]) -> RecordWriter:
     return RecordWriter(ddb, push_env["TABLE_NAME"])
+
+
+# -- the sync against the stand-in NXCLOUD ----------------------------------------------
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+NOW_S = int(NOW.timestamp())
+# Records over the 6 hours before the sync's delay, so the first run (6 h look-back) covers them.
+SPAN_MS = 6 * 3600 * 1000
+FIRST_MS = (NOW_S - 120 - 6 * 3600) * 1000
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNxcloud]:
+    with FakeNxcloud([], hang_seconds=1.0, clock_ms=lambda: int(NOW.timestamp() * 1000)) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(push_env: dict[str, str]) -> SyncSettings:
+    return SyncSettings.from_env(
+        {
+            **push_env,
+            "SYNC_INITIAL_LOOKBACK_SECONDS": str(6 * 3600 + 120),
+            "SYNC_WINDOW_MAX_SECONDS": "3600",
+            "SYNC_OVERLAP_SECONDS": "600",
+            "SYNC_DELAY_SECONDS": "120",
+            # NOW is in 2024 and DynamoDB Local runs TTL: keep quarantine items from expiring.
+            "QUARANTINE_RETENTION_DAYS": "36500",
+        }
+    )
+
+
+@pytest.fixture
+def make_sync(ddb, fake: FakeNxcloud, settings: SyncSettings) -> Callable[..., CdrSync]:
+    def build(remaining_ms: Callable[[], int] = lambda: 600_000, writer_: RecordWriter | None = None) -> CdrSync:
+        api = NxcloudClient(
+            fake.base_url,
+            fake.access_key,
+            fake.access_secret,
+            read_timeout=0.3,
+            sleep=lambda _: None,
+            clock_ms=lambda: int(NOW.timestamp() * 1000),
+        )
+        state = SyncState(ddb, settings.table_name, "cc_cdr")
+        writer = writer_ or RecordWriter(ddb, settings.table_name)
+        # The settings' quarantine retention: NOW is in 2024 and DynamoDB Local runs TTL.
+        quarantine = CallStore.from_settings(ddb, settings)
+        return CdrSync(api, quarantine, writer, state, settings, now=lambda: NOW, remaining_ms=remaining_ms)
+
+    return build

@@ -72,9 +72,10 @@ def test_items_of_the_old_shape_read_and_merge_like_new_ones(ddb, store, writer,
     [shown] = store.get(better.nxcloud_id)
     assert "fields" not in shown and shown["contentHash"] == better.content_hash  # now the slim shape
     assert normalised(shown, ZONE)[0]["recordFile"].endswith(".mp3")
-    [kept] = store.versions(better.nxcloud_id)
-    assert (kept["raw"], kept["contentHash"]) == (stale.raw, stale.content_hash)
-    assert kept["rank"] == stale.rank
+    assert shown["copies"] == sorted([stale.content_hash, better.content_hash])
+    kept = {version["contentHash"]: version for version in store.versions(better.nxcloud_id)}
+    assert (kept[stale.content_hash]["raw"], kept[stale.content_hash]["rank"]) == (stale.raw, stale.rank)
+    assert kept[better.content_hash]["raw"] == better.raw
 
 
 @pytest.fixture

@@ -124,7 +124,7 @@ def records(ddb, table: str) -> list[dict]:
     ]
 
 
-def test_more_complete_copy_replaces_stored_one_and_old_copy_is_a_version(ddb, push_env, invoke, store):
+def test_a_fuller_copy_is_merged_in_and_both_copies_are_kept(ddb, push_env, invoke, store):
     payload = json.loads(payload_text("pns-call-result.json"))
     without_recording = dict(payload, recordFile="")
     invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(without_recording)))
@@ -134,15 +134,17 @@ def test_more_complete_copy_replaces_stored_one_and_old_copy_is_a_version(ddb, p
     assert body_of(response)["outcome"] == "updated"
     [item] = records(ddb, push_env["TABLE_NAME"])
     assert item["fields"]["recordFile"].endswith(".mp3")
-    [kept] = store.versions(payload["callId"])
-    assert json.loads(kept["raw"]) == without_recording
-    assert kept["sk"] == f"v#pns_call_result#{kept['contentHash']}"
-    assert not set(kept) & {"sortKey", "timeBucket", "callerNumber", "calleeNumber", "didNumber", "bindId"}
+    assert item["sources"] == ["push"] and len(item["copies"]) == 2
+    kept = {version["raw"]: version for version in store.versions(payload["callId"])}
+    assert set(kept) == {json.dumps(without_recording), payload_text("pns-call-result.json")}
+    for version in kept.values():
+        assert version["sk"] == f"v#pns_call_result#{version['contentHash']}"
+        assert not set(version) & {"sortKey", "timeBucket", "callerNumber", "calleeNumber", "didNumber", "bindId"}
     assert scan(ddb, push_env["QUARANTINE_TABLE_NAME"]) == []
     assert [found["sk"] for found in store.get(payload["callId"])] == ["pns_call_result"]
 
 
-def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, invoke, store):
+def test_a_poorer_late_copy_changes_nothing_shown_and_is_kept(ddb, push_env, invoke, store):
     invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
     payload = json.loads(payload_text("pns-call-result.json"))
     stale = json.dumps(dict(payload, recordFile=""))
@@ -150,11 +152,33 @@ def test_less_complete_late_copy_does_not_replace_and_is_kept(ddb, push_env, inv
     response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", stale))
 
     assert response["statusCode"] == 200
-    assert body_of(response)["outcome"] == "superseded"
+    assert body_of(response)["outcome"] == "kept"
     [item] = records(ddb, push_env["TABLE_NAME"])
     assert item["fields"]["recordFile"].endswith(".mp3")
-    [kept] = store.versions(payload["callId"])
-    assert kept["raw"] == stale
+    assert stale in [version["raw"] for version in store.versions(payload["callId"])]
+
+
+def test_copies_that_each_hold_something_are_merged_field_by_field(ddb, push_env, invoke, store):
+    # A callback before the recording existed, a correction with the answer time: the
+    # item holds both, in either order.
+    payload = json.loads(payload_text("pns-call-result.json"))
+    early = dict(payload, recordFile="", duration=6)
+    late = dict(payload, answerAt=0, duration=7)
+    for order, bodies in (("early first", [early, late]), ("late first", [late, early])):
+        call_id = f"{payload['callId']}-{order.split()[0]}"
+        for body in bodies:
+            invoke(
+                "PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(body | {"callId": call_id}))
+            )
+        [item] = [record for record in records(ddb, push_env["TABLE_NAME"]) if record["nxcloudId"] == call_id]
+        fields = item["fields"]
+        assert fields["recordFile"] == payload["recordFile"] and fields["answerAt"] == payload["answerAt"], order
+        # Both set a duration: the higher-ranked copy's wins, whichever came first.
+        ranked = max(
+            (json.dumps(body | {"callId": call_id}) for body in bodies),
+            key=item_rank,
+        )
+        assert fields["duration"] == json.loads(ranked)["duration"], order
 
 
 @pytest.mark.parametrize("order", ["v1 then v2", "v2 then v1"])
@@ -168,12 +192,12 @@ def test_equally_complete_copies_end_the_same_whatever_their_order(ddb, push_env
         for body in bodies
     ]
 
-    assert outcomes[0] == "stored" and outcomes[1] in ("updated", "superseded")
+    assert outcomes[0] == "stored" and outcomes[1] in ("updated", "kept")
     [item] = records(ddb, push_env["TABLE_NAME"])
-    # The content hash breaks the tie: the same copy is shown in both orders.
+    # The content hash breaks the tie: the same value is shown in both orders.
     winner = max([v1, v2], key=item_rank)
-    assert item["raw"] == winner
-    assert [kept["raw"] for kept in store.versions(payload["callId"])] == [v1 if winner == v2 else v2]
+    assert json.loads(item["raw"]) == json.loads(winner)
+    assert sorted(kept["raw"] for kept in store.versions(payload["callId"])) == sorted([v1, v2])
 
 
 def item_rank(body: str) -> str:

@@ -1,7 +1,8 @@
 """Any permutation of any multiset of copies of a record (NXCLOUD's retries, its
 corrections, push and sync copies, in order or concurrently) ends as the same item:
-the copy of highest rank shown, every other distinct copy kept as a version. The
-stored record is a function of the *set* of copies, on the real engine."""
+the field-by-field merge of the distinct copies shown, never less information than any
+one of them, every distinct copy kept as a version once there are two, every source
+listed. The stored record is a function of the *set* of copies, on the real engine."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nxcloud_cdr import merge
 from nxcloud_cdr.payloads.cc_cdr import map_cc_cdr
 from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
-from nxcloud_cdr.records import CallRecord
+from nxcloud_cdr.records import CallRecord, completeness, content_hash
 from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import parse_zone
 from nxcloud_cdr.write_rule import RecordWriter
@@ -136,21 +138,41 @@ def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case)
 
         main, versions = final_state(store, kind, call_id)
         distinct = {record.content_hash: record for record, _ in copies}
-        best = max(distinct.values(), key=lambda record: record.rank)
-        # The copy of highest rank is shown, with its normalised fields...
-        assert main["contentHash"] == best.content_hash and main["rank"] == best.rank, how
-        assert json.loads(main["raw"]) == json.loads(best.raw)
-        assert main.get("durationSec") == best.duration_sec
-        # ...never less information than any single copy...
-        shown_completeness = int(main["rank"].split(".")[0])
-        assert all(shown_completeness >= record.completeness for record in distinct.values())
-        # ...and every other distinct copy is retrievable, once.
-        assert set(versions) == set(distinct) - {best.content_hash}, how
-        for content_hash, raw in versions.items():
-            assert json.loads(raw) == json.loads(distinct[content_hash].raw)
-        results.append((best.completeness, best.latest_ms, sorted(record.completeness for record in distinct.values())))
+        ranked = sorted(distinct.values(), key=lambda record: record.rank, reverse=True)
+        expected = merge.merged([json.loads(record.raw) for record in ranked])
+        shown = json.loads(main["raw"])
+        # The merge of the set is shown, with its normalised fields...
+        assert main["contentHash"] == content_hash(expected) and shown == expected, how
+        assert main.get("durationSec") == mapped(kind, expected).duration_sec
+        # ...never less information than any single copy, field by field...
+        assert all(completeness(shown) >= record.completeness for record in distinct.values()), how
+        for record in distinct.values():
+            for name, value in json.loads(record.raw).items():
+                assert completeness(shown[name]) >= completeness(value), (how, name)
+        # ...every distinct copy retrievable, once (the item is the copy when there is one)...
+        if len(distinct) > 1:
+            assert set(versions) == set(distinct) and sorted(main["copies"]) == sorted(distinct), how
+            for hash_, raw in versions.items():
+                assert json.loads(raw) == json.loads(distinct[hash_].raw)
+        else:
+            assert versions == {} and "copies" not in main, how
+        # ...and every source that sent one listed.
+        sources = {source for _, source in copies} if not how.endswith("in pages") else {"sync"}
+        assert set(main.get("sources") or [main["source"]]) == sources, how
+        assert str(main.get("lastSeenAt") or main["receivedAt"]) >= str(main["receivedAt"])
+        # Each order writes under its own call id, which is in every copy and so in the
+        # content hashes that break rank ties: the item equals the merge of its set
+        # (above); across orders, its fullness and the copies kept must agree.
+        results.append(
+            (completeness(shown), sorted(record.completeness for record in distinct.values()), len(versions))
+        )
     assert results[0] == results[1] == results[2] == results[3]
     SHAPES[f"{len(distinct)} distinct of {len(arrivals)}"] += 1
+
+
+def mapped(kind: str, payload: dict[str, Any]) -> CallRecord:
+    mapper, _ = MAPPERS[kind]
+    return mapper(payload, json.dumps(payload), ZONE)
 
 
 def test_orders_covered_many_shapes(figures):

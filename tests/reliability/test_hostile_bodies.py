@@ -151,7 +151,7 @@ def test_copies_that_differ_beyond_float_precision_are_both_kept(ddb, store, inv
 
     answers = [body_of(push(invoke, "pns_call_result", body))["outcome"] for body in (first, second)]
 
-    assert answers[0] == "stored" and answers[1] in ("updated", "superseded")
+    assert answers[0] == "stored" and answers[1] in ("updated", "kept")
     [item] = store.get("prec-1", "pns_call_result")
     raws = {item["raw"], *(version["raw"] for version in store.versions("prec-1"))}
     assert raws == {first.decode(), second.decode()}
@@ -250,10 +250,10 @@ def test_any_body_ends_stored_or_quarantined_never_5xx(ddb, store, invoke, case)
 
 def test_generated_bodies_covered_every_answer(figures):
     # Runs after the property above (file order): the generator reached both sides.
-    acknowledged = sum(OUTCOMES[outcome] for outcome in ("stored", "updated", "duplicate", "superseded"))
+    acknowledged = sum(OUTCOMES[outcome] for outcome in ("stored", "updated", "duplicate", "kept"))
     assert acknowledged > EXAMPLES // 3 and sum(OUTCOMES.values()) >= EXAMPLES, OUTCOMES
     # Colliding generated ids exercise every branch of the write rule too.
-    assert {"stored", "updated", "duplicate", "superseded"} <= set(OUTCOMES), OUTCOMES
+    assert {"stored", "updated", "duplicate", "kept"} <= set(OUTCOMES), OUTCOMES
     assert {"invalid_json", "not_an_object", "missing_id", "invalid_encoding"} <= set(OUTCOMES), OUTCOMES
     figures("generated bodies", sum(OUTCOMES.values()))
     figures("answers", dict(sorted(OUTCOMES.items())))

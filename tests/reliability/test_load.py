@@ -173,4 +173,4 @@ def test_concurrent_pushes_through_the_local_api_lose_nothing(local_api, figures
     assert table.problems == {}
     assert quarantined == []
     assert outcomes["stored"] == len(records)
-    assert outcomes["duplicate"] > 0 and outcomes["updated"] + outcomes["superseded"] > 0
+    assert outcomes["duplicate"] > 0 and outcomes["updated"] + outcomes["kept"] > 0

@@ -102,6 +102,7 @@ class PushApi:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, bytes]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in order
         self.status = 200
         api = self
 
@@ -109,6 +110,7 @@ class PushApi:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 api.requests.append((self.path, body))
+                api.headers.append({name.lower(): value for name, value in self.headers.items()})
                 answer = json.dumps({"ok": api.status == 200}).encode()
                 self.send_response(api.status)
                 self.send_header("Content-Length", str(len(answer)))
@@ -262,15 +264,18 @@ def test_replay_of_an_unknown_id_is_refused(deployed, capsys):
     assert "no quarantined body" in capsys.readouterr().err
 
 
-def test_sync_records_are_not_pushed_but_re_read_by_a_sync_of_their_window(deployed, capsys):
+def test_sync_rows_are_not_pushed_but_re_read_by_a_sync_of_their_window(deployed, capsys):
     with_window = deployed.quarantine(b'{"callId": "", "startTime": 1704067200}', "missing_id", kind="cc_cdr")
-    deployed.dynamodb.update_item(
-        TableName=deployed.store.quarantine_table_name,
-        Key={"pk": {"S": with_window}},
-        UpdateExpression="SET windowFrom = :f, windowTo = :t",
-        ExpressionAttributeValues={":f": {"N": "1704067200"}, ":t": {"N": "1704070800"}},
-    )
     without = deployed.quarantine(b'{"callId": "c1", "startTime": 1704067200000}', "invalid_fields", kind="cc_cdr")
+    for quarantine_id, window in ((with_window, "SET windowFrom = :f, windowTo = :t, "), (without, "SET ")):
+        deployed.dynamodb.update_item(
+            TableName=deployed.store.quarantine_table_name,
+            Key={"pk": {"S": quarantine_id}},
+            UpdateExpression=window + "#source = :sync",
+            ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues={":sync": {"S": "sync"}}
+            | ({":f": {"N": "1704067200"}, ":t": {"N": "1704070800"}} if window != "SET " else {}),
+        )
 
     assert nxcdr("replay", with_window, "--yes", "--force") == 1
     assert f"./nxcdr --stack {STACK} sync --since 2024-01-01T00:00:00Z --to 2024-01-01T01:00:00Z" in (
@@ -279,6 +284,17 @@ def test_sync_records_are_not_pushed_but_re_read_by_a_sync_of_their_window(deplo
     assert nxcdr("replay", without, "--yes") == 1  # an hour either side of its start time
     assert "sync --since 2023-12-31T23:00:00Z --to 2024-01-01T01:00:00Z" in capsys.readouterr().err
     assert deployed.api.requests == []
+
+
+def test_a_quarantined_call_log_callback_is_replayed_with_its_token_header(deployed, capsys):
+    quarantine_id = deployed.quarantine(
+        b'{"callId": "c2", "startTime": 1704067200000}', "invalid_fields", kind="cc_cdr"
+    )
+
+    assert nxcdr("replay", quarantine_id, "--yes") == 0
+    [(path, sent)] = deployed.api.requests
+    assert (path, sent) == (f"/v1/cc/call-log/{FIRST_TOKEN}", b'{"callId": "c2", "startTime": 1704067200000}')
+    assert deployed.api.headers[0]["token"] == FIRST_TOKEN
 
 
 def test_urls_print_every_push_url_with_the_current_token(deployed, capsys):
@@ -290,6 +306,7 @@ def test_urls_print_every_push_url_with_the_current_token(deployed, capsys):
         "pns_call_result": f"{deployed.api.url}/v1/pns/call-result/{FIRST_TOKEN}",
         "pns_binding_not_exist": f"{deployed.api.url}/v1/pns/binding-not-exist/{FIRST_TOKEN}",
         "cc_report": f"{deployed.api.url}/v1/cc/report/{FIRST_TOKEN}",
+        "cc_cdr": f"{deployed.api.url}/v1/cc/call-log/{FIRST_TOKEN}",
     }
     same = urls == expected
     assert same
@@ -402,7 +419,7 @@ def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
     assert len(put) == 1
 
 
-def test_show_lists_the_other_copies_received_and_what_was_not_normalised(deployed, capsys):
+def test_show_lists_the_copies_received_their_merge_and_what_was_not_normalised(deployed, capsys):
     from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
     from nxcloud_cdr.times import parse_zone
     from nxcloud_cdr.write_rule import RecordWriter
@@ -416,10 +433,15 @@ def test_show_lists_the_other_copies_received_and_what_was_not_normalised(deploy
     assert nxcdr("show", "7") == 0
     shown = capsys.readouterr().out
     assert "not normalised: duration: Input should be a valid integer" in shown
-    assert "other copy received" in shown and '{"callId":"7"}\n' in shown
+    assert "sources: push (first received" in shown
+    assert "raw (the merge of 2 copies, field by field)" in shown
+    assert "copy received" in shown and '{"callId":"7"}\n' in shown
     assert nxcdr("--json", "show", "7") == 0
     [item] = json.loads(capsys.readouterr().out)
-    assert [version["raw"] for version in item["versions"]] == ['{"callId":"7"}']
+    assert sorted(version["raw"] for version in item["versions"]) == sorted(
+        ['{"callId":"7","duration":"six","recordFile":"r.mp3"}', '{"callId":"7"}']
+    )
+    assert json.loads(item["raw"]) == {"callId": "7", "duration": "six", "recordFile": "r.mp3"}
 
 
 @pytest.mark.parametrize("args", [["list", "--since", "yesterday"], ["sync", "--since", "2d", "--to", "2024-13-01"]])

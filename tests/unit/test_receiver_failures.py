@@ -77,47 +77,54 @@ def test_quarantine_failure_on_bad_input_is_503_so_the_body_is_not_lost(aws, pus
     assert count(aws, push_env["QUARANTINE_TABLE_NAME"]) == 0
 
 
-def test_superseded_copy_that_cannot_be_kept_is_503(aws, push_env, invoke, monkeypatch):
-    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
-    stale = json.loads(load_event("pns-call-result.json")["body"]) | {"recordFile": ""}
-    event = load_event("pns-call-result.json") | {"body": json.dumps(stale)}
+def fail_merges(monkeypatch: Any) -> None:
+    """Every write of a merged item (the last step of a merge) fails with throttling."""
     client = runtime().writer._client
     real_put = client.put_item
 
     def put_item(**call: Any) -> Any:
-        if call["Item"]["sk"]["S"].startswith("v#"):
+        if "copies" in call["Item"]:
             raise THROTTLED
         return real_put(**call)
 
     monkeypatch.setattr(client, "put_item", put_item)
 
+
+def test_a_copy_that_adds_nothing_and_cannot_be_merged_is_503(aws, push_env, invoke, monkeypatch):
+    invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
+    stale = json.loads(load_event("pns-call-result.json")["body"]) | {"recordFile": ""}
+    event = load_event("pns-call-result.json") | {"body": json.dumps(stale)}
+    fail_merges(monkeypatch)
+
     assert invoke("PnsCallResultFunction", event)["statusCode"] == 503
     monkeypatch.undo()
     for name, value in push_env.items():
         monkeypatch.setenv(name, value)
-    # NXCLOUD's retry keeps the copy as a version; the better copy stays shown.
-    assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "superseded"
-    assert as_read(runtime().store.get("1604763745256783872", "pns_call_result")[0])["fields"]["recordFile"]
-    assert [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")] == [stale]
+    # NXCLOUD's retry merges the copy; the merge still shows the recording it lacks.
+    assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "kept"
+    [shown] = runtime().store.get("1604763745256783872", "pns_call_result")
+    assert as_read(shown)["fields"]["recordFile"] and len(shown["copies"]) == 2
+    kept = [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")]
+    assert stale in kept and len(kept) == 2
 
 
-def test_replacement_that_fails_is_503_and_changes_nothing(aws, push_env, invoke, monkeypatch):
+def test_a_merge_that_fails_is_503_and_shows_nothing_new(aws, push_env, invoke, monkeypatch):
     payload = json.loads(load_event("pns-call-result.json")["body"])
     poorer = load_event("pns-call-result.json") | {"body": json.dumps(payload | {"recordFile": ""})}
     invoke("PnsCallResultFunction", poorer)
-    monkeypatch.setattr(runtime().writer._client, "transact_write_items", fail_with(THROTTLED))
+    fail_merges(monkeypatch)
 
     response = invoke("PnsCallResultFunction", load_event("pns-call-result.json"))
 
     assert response["statusCode"] == 503
-    assert as_read(runtime().store.get("1604763745256783872", "pns_call_result")[0])["fields"]["recordFile"] == ""
-    assert runtime().store.versions("1604763745256783872") == []
+    [shown] = runtime().store.get("1604763745256783872", "pns_call_result")
+    assert as_read(shown)["fields"]["recordFile"] == "" and "copies" not in shown
     monkeypatch.undo()
     for name, value in push_env.items():
         monkeypatch.setenv(name, value)
     assert body_of(invoke("PnsCallResultFunction", load_event("pns-call-result.json")))["outcome"] == "updated"
-    (kept,) = runtime().store.versions("1604763745256783872")
-    assert json.loads(kept["raw"]) == payload | {"recordFile": ""}
+    kept = [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")]
+    assert sorted(map(json.dumps, kept)) == sorted(map(json.dumps, [payload, payload | {"recordFile": ""}]))
 
 
 def test_unexpected_mapping_error_is_422_and_quarantined_never_500(aws, push_env, monkeypatch):

@@ -23,6 +23,7 @@ def test_one_function_per_push_type_on_one_http_api():
         "POST /v1/pns/call-result/{token}",
         "POST /v1/pns/binding-not-exist/{token}",
         "POST /v1/cc/report/{token}",
+        "POST /v1/cc/call-log/{token}",
     }
     for name, route in routes.items():
         assert repo_path(route.code_uri, "app.py") == FUNCTIONS[name]
@@ -112,7 +113,13 @@ def test_functions_may_only_write_their_tables_and_read_the_token():
         policies = RESOURCES[name]["Properties"]["Policies"]
         statements = policies[0]["Statement"]
         actions = sorted(action for statement in statements for action in statement["Action"])
-        assert actions == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+        assert actions == [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "dynamodb:UpdateItem",
+        ]
         assert policies[1] == {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "PushTokenSecret"}}}
 
 

@@ -16,6 +16,8 @@ class HttpRequest:
     path_token: str
     source_ip: str
     request_id: str
+    # The request's headers, names in lower case (API Gateway's payload 2.0 gives them so).
+    headers: dict[str, str]
 
 
 def read_request(event: dict[str, Any]) -> HttpRequest:
@@ -32,6 +34,7 @@ def read_request(event: dict[str, Any]) -> HttpRequest:
         path_token=str((event.get("pathParameters") or {}).get("token") or ""),
         source_ip=str((context.get("http") or {}).get("sourceIp") or ""),
         request_id=str(context.get("requestId") or ""),
+        headers={str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()},
     )
 
 

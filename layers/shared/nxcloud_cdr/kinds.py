@@ -3,8 +3,8 @@ function each, one stored kind each.
 
 A kind's model and mapper live in its own module of :mod:`.payloads`, imported the
 first time the kind maps a payload: a push function builds only its own kind's model.
-A new push type (the call-centre call-log callback, the 2024 PNS format) is a module
-there and an entry here; the receiver, the store and the handlers do not change.
+A new push type is a module there and an entry here; the receiver, the store and the
+handlers do not change.
 """
 
 from __future__ import annotations
@@ -39,16 +39,26 @@ class PushKind(RecordKind):
     # The route of its function in template.yaml (a test keeps the two in step); the
     # operator tool replays quarantined bodies to it.
     path: str = ""
+    # The function in template.yaml that receives it.
+    function: str = ""
+    # A header NXCLOUD sends the push token in too, checked as well as the path's.
+    token_header: str = ""
 
 
-PNS_CALL_RESULT = PushKind("pns_call_result", "/v1/pns/call-result/{token}")
-PNS_BINDING_NOT_EXIST = PushKind("pns_binding_not_exist", "/v1/pns/binding-not-exist/{token}")
-CC_REPORT = PushKind("cc_report", "/v1/cc/report/{token}")
-# Read by the sync from NXCLOUD's CDR page API; no push of its own yet.
-CC_CDR = RecordKind("cc_cdr")
+PNS_CALL_RESULT = PushKind("pns_call_result", "/v1/pns/call-result/{token}", "PnsCallResultFunction")
+PNS_BINDING_NOT_EXIST = PushKind(
+    "pns_binding_not_exist", "/v1/pns/binding-not-exist/{token}", "PnsBindingNotExistFunction"
+)
+CC_REPORT = PushKind("cc_report", "/v1/cc/report/{token}", "CcReportFunction")
+# Call-centre CDR records: NXCLOUD's call-log callback pushes them (with the token in
+# a `token` header, as its console sends it), and the sync reads them from the CDR page
+# API; both copies of a call merge into one item.
+CC_CDR = PushKind("cc_cdr", "/v1/cc/call-log/{token}", "CcCallLogFunction", token_header="token")  # noqa: S106
 
-PUSH_KINDS: dict[str, PushKind] = {kind.name: kind for kind in (PNS_CALL_RESULT, PNS_BINDING_NOT_EXIST, CC_REPORT)}
-RECORD_KINDS: dict[str, RecordKind] = {**PUSH_KINDS, CC_CDR.name: CC_CDR}
+PUSH_KINDS: dict[str, PushKind] = {
+    kind.name: kind for kind in (PNS_CALL_RESULT, PNS_BINDING_NOT_EXIST, CC_REPORT, CC_CDR)
+}
+RECORD_KINDS: dict[str, RecordKind] = dict(PUSH_KINDS)
 
 
 def normalised(item: dict[str, Any], zone: tzinfo) -> tuple[dict[str, Any], list[str]]:

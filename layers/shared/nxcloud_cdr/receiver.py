@@ -90,7 +90,7 @@ _OUTCOME_METRICS = {
     "stored": "RecordsStored",
     "updated": "RecordsUpdated",
     "duplicate": "Duplicates",
-    "superseded": "CopiesKept",
+    "kept": "CopiesKept",
 }
 
 
@@ -131,6 +131,11 @@ class Receiver:
             logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
             count("Forbidden")
             return error_response(403, "forbidden", "wrong or missing token in the push URL")
+        header = self.kind.token_header
+        if header and self.rt.token.match(request.headers.get(header, "")) is None:
+            logger.warning("push refused: wrong or missing token header", extra={"sourceIp": request.source_ip})
+            count("Forbidden")
+            return error_response(403, "forbidden", f"wrong or missing push token in the {header!r} header")
         body = request.body
         try:
             return self._store(body, received_at)

@@ -56,7 +56,7 @@ class SyncReport:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    superseded: int = 0  # copies kept as versions: the stored copy ranks higher
+    kept: int = 0  # copies kept as versions that changed nothing shown (the merge had it all)
     window_seconds: int | None = None  # the window size this run started with
     rejected: int = 0  # rows quarantined
     checkpoint: int | None = None
@@ -256,7 +256,7 @@ class CdrSync:
         report.new += outcome.stored
         report.updated += outcome.updated
         report.unchanged += outcome.unchanged
-        report.superseded += outcome.superseded
+        report.kept += outcome.kept
 
 
 def _row_hash(row: Any, number: int) -> str:

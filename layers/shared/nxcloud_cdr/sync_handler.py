@@ -74,7 +74,7 @@ def _emit(report: SyncReport) -> None:
     count("SyncRecordsNew", report.new)
     count("SyncRecordsUpdated", report.updated)
     count("SyncRecordsUnchanged", report.unchanged)
-    count("SyncCopiesKept", report.superseded)
+    count("SyncCopiesKept", report.kept)
     count("SyncRecordsRejected", report.rejected)
     if report.lag_seconds is not None:
         count("SyncCheckpointLag", report.lag_seconds, MetricUnit.Seconds)

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _LOCAL_FORMAT = "%Y-%m-%d %H:%M:%S"
+# NXCLOUD's default: PNS snowflake ids decode to UTC+8 (NxcloudTimezone's default).
+DEFAULT_ZONE = timezone(timedelta(hours=8))
 # Epoch values above this are milliseconds: 1e11 seconds is the year 5138.
 _MS_THRESHOLD = 100_000_000_000
 

@@ -29,13 +29,15 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import merge, nxjson
 from .dynamodb_types import deserialise, item_size, serialise, write_units
+from .kinds import RECORD_KINDS
 from .records import CallRecord, copy_rank
 from .storable import (
     MAX_ID_BYTES,
@@ -51,11 +53,12 @@ from .store import (
     StoreError,
     expires_at,
     is_condition_failure,
+    readable,
     record_id,
     record_key,
     stored_hash,
 )
-from .times import iso_utc, month_bucket
+from .times import DEFAULT_ZONE, iso_utc, month_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RecordWriter", "UnstorableError", "WriteResult", "build_item", "version_key"]
 
-Outcome = Literal["stored", "updated", "duplicate", "superseded"]
+Outcome = Literal["stored", "updated", "duplicate", "kept"]
 
 # Attributes that are index keys: left out when DynamoDB could not take them as keys.
 _INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "didYNumber", "bindId", "customerBindId")
@@ -90,7 +93,7 @@ class BatchOutcome:
     stored: int = 0
     updated: int = 0
     unchanged: int = 0
-    superseded: int = 0
+    kept: int = 0
     refused: list[tuple[CallRecord, str, str]] = field(default_factory=list)  # (record, reason, message)
 
 
@@ -222,15 +225,66 @@ def _latest_time_ms(fields: dict[str, Any]) -> int:
 
 
 def _unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
-    """The condition that the shown copy is still ``stored``: its rank (which ends in
-    its content hash), or the hash of an item from before ranks."""
+    """The condition that the item is still ``stored``: its revision (every change of an
+    item after its first write counts one), or for an item never changed, its rank
+    (which ends in its content hash; the hash itself for an item from before ranks)."""
+    # Placeholders of their own: an update that sets the same attributes uses theirs.
+    if "revision" in stored:
+        return {
+            "ConditionExpression": "#revision = :seenRevision",
+            "ExpressionAttributeNames": {"#revision": "revision"},
+            "ExpressionAttributeValues": serialise({":seenRevision": stored["revision"]}),
+        }
     name = "rank" if "rank" in stored else "contentHash"
     value = stored["rank"] if name == "rank" else stored_hash(stored)
     return {
-        "ConditionExpression": "#seen = :seen",
-        "ExpressionAttributeNames": {"#seen": name},
-        "ExpressionAttributeValues": serialise({":seen": value}),
+        "ConditionExpression": "attribute_not_exists(#revision) AND #seen = :seenRank",
+        "ExpressionAttributeNames": {"#seen": name, "#revision": "revision"},
+        "ExpressionAttributeValues": serialise({":seenRank": value}),
     }
+
+
+def _copies_of(stored: dict[str, Any]) -> list[str]:
+    """Content hashes of the copies an item stands for: its ``copies`` when it shows a
+    merge, else the one copy it holds."""
+    return [str(value) for value in stored.get("copies") or [stored_hash(stored)]]
+
+
+def _sources_of(stored: dict[str, Any]) -> list[str]:
+    """Where the copies of an item came from (``push``, ``sync``)."""
+    sources = stored.get("sources") or [stored.get("source")]
+    return [str(source) for source in sources if source]
+
+
+def _provenance(
+    stored: dict[str, Any], copies: list[dict[str, Any]], sources: set[str], received_at: datetime | None
+) -> dict[str, Any]:
+    """What an item says of its copies once it has more than one source or copy: every
+    source, when one was last received, a revision that every change counts, and (for a
+    merge) the content hash of each copy. A function of the copies and sources received."""
+    seen = [str(stored.get("lastSeenAt") or stored.get("receivedAt") or "")]
+    seen += [str(version.get("receivedAt", "")) for version in copies]
+    if received_at is not None:
+        seen.append(iso_utc(received_at))
+    every = set(_sources_of(stored)) | sources | {str(version["source"]) for version in copies if version.get("source")}
+    values: dict[str, Any] = {
+        "sources": sorted(every),
+        "lastSeenAt": max(seen),
+        "revision": int(stored.get("revision", 0)) + 1,
+    }
+    if copies:
+        values["copies"] = sorted(stored_hash(version) for version in copies)
+    return values
+
+
+def _payload_of(version: dict[str, Any]) -> dict[str, Any] | None:
+    """A kept copy's payload, read as leniently as it was on arrival (a sync row may
+    hold NaN); None for a copy that no longer reads (it stays kept, out of the merge)."""
+    try:
+        payload = nxjson.loads(str(readable(version)["raw"]), constants=True)
+    except (ValueError, RecursionError, KeyError):
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 _BATCH_ATTEMPTS = 8
@@ -261,14 +315,18 @@ def _refused(exc: ClientError) -> UnstorableError | None:
 
 
 class RecordWriter:
-    def __init__(self, client: DynamoDBClient, table_name: str, *, retention_days: int = 0) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, retention_days: int = 0, zone: tzinfo = DEFAULT_ZONE
+    ) -> None:
         self._client = client
         self.table_name = table_name
         self._retention_days = retention_days
+        # How a merge of copies is mapped again (times NXCLOUD sends without a zone).
+        self._zone = zone
 
     @classmethod
     def from_settings(cls, client: DynamoDBClient, settings: StoreSettings) -> RecordWriter:
-        return cls(client, settings.table_name, retention_days=settings.retention_days)
+        return cls(client, settings.table_name, retention_days=settings.retention_days, zone=settings.zone)
 
     def item(self, record: CallRecord, received_at: datetime, *, source: str) -> dict[str, Any]:
         return build_item(record, received_at, source=source, retention_days=self._retention_days)
@@ -282,14 +340,14 @@ class RecordWriter:
             stored = self._put_new(serialised)
             if stored is None:
                 return WriteResult("stored")
-            if stored_hash(stored) == record.content_hash:
-                return WriteResult("duplicate")
-            if record.rank < _rank_of(stored):
-                self._put_version(_version_item(item))
-                return WriteResult("superseded")
-            if self._replace(serialised, stored):
-                return WriteResult("updated")
-        raise StoreError("the record kept changing while it was replaced; retry")
+            if record.content_hash in _copies_of(stored):
+                if source in _sources_of(stored) or self._add_source(stored, source, received_at):
+                    return WriteResult("duplicate")
+                continue
+            result = self._merge_in(record, item, stored)
+            if result is not None:
+                return result
+        raise StoreError("the record kept changing while it was written; retry")
 
     def _put_new(self, serialised: dict[str, Any]) -> dict[str, Any] | None:
         """Write the item if the record is new; else the stored item (deserialised)."""
@@ -322,6 +380,90 @@ class RecordWriter:
             raise StoreError(str(exc)) from exc
         return response.get("Item")
 
+    def _add_source(self, stored: dict[str, Any], source: str, received_at: datetime) -> bool:
+        """Record that ``source`` sent a copy already kept. False when another writer
+        changed the item since it was read."""
+        values = _provenance(stored, [], {source}, received_at)
+        names = {f"#{name}": name for name in values}
+        condition = _unchanged_since(stored)
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
+                UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
+                ConditionExpression=condition["ConditionExpression"],
+                ExpressionAttributeNames={**names, **condition["ExpressionAttributeNames"]},
+                ExpressionAttributeValues={
+                    **serialise({f":{name}": value for name, value in values.items()}),
+                    **condition.get("ExpressionAttributeValues", {}),
+                },
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise _refused(exc) or StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
+
+    def _version_items(self, stored: dict[str, Any]) -> list[dict[str, Any]]:
+        """The version items of the stored record (one per copy kept beside the item)."""
+        nxcloud_id, kind = record_id(stored)
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": serialise({":pk": f"ID#{nxcloud_id}", ":prefix": f"v#{kind}#"}),
+            "ConsistentRead": True,
+        }
+        versions: list[dict[str, Any]] = []
+        try:
+            while True:
+                response = self._client.query(**arguments)
+                versions.extend(deserialise(item) for item in response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    break
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        return versions
+
+    def _merge_in(self, record: CallRecord, item: dict[str, Any], stored: dict[str, Any]) -> WriteResult | None:
+        """Add a copy that differs from every kept one: keep it (and, the first time, the
+        copy the item held) as a version, then show the merge of every version
+        (:mod:`.merge`) if the item is still the one read. None when another writer got
+        there first: the next round reads the versions again, its own among them."""
+        versions = self._version_items(stored)
+        exists = {str(version["sk"]) for version in versions}
+        # An item that shows one copy (not a merge) holds that copy: it becomes a version too.
+        shown_copy = [] if "copies" in stored else [_version_item(stored)]
+        new = _version_item(item)
+        copies = {str(version["sk"]): version for version in [*versions, *shown_copy, new]}
+        ordered = sorted(copies.values(), key=lambda version: str(version["rank"]), reverse=True)
+        payloads = [payload for payload in map(_payload_of, ordered) if payload is not None]
+        combined = merge.merged(payloads)
+        text = nxjson.dumps(combined)
+        try:
+            shown = RECORD_KINDS[record.kind].map(combined, text, self._zone)
+        except Exception as exc:  # a mapping that refuses the merge refuses the copy
+            raise UnstorableError(f"the merge of this record's copies cannot be read: {str(exc)[:200]}") from exc
+        first = min(ordered, key=lambda version: str(version.get("receivedAt", "")))
+        merged_item = build_item(
+            shown,
+            datetime.fromisoformat(str(first["receivedAt"])),
+            source=str(first.get("source", "")),
+            retention_days=self._retention_days,
+        )
+        merged_item.update(_provenance(stored, list(copies.values()), {str(new["source"])}, None))
+        # The copies first, each kept once whatever happens next (a version is its copy,
+        # keyed by its content): a merge that then loses the race to another writer, or
+        # a write that fails, leaves copies that the next merge reads back.
+        for sk, version in copies.items():
+            if sk not in exists:
+                self._put_version(version)
+        if not self._put_if_unchanged(merged_item, stored):
+            return None
+        return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
+
     def _put_version(self, version: dict[str, Any]) -> None:
         try:
             self._client.put_item(
@@ -334,29 +476,15 @@ class RecordWriter:
         except BotoCoreError as exc:
             raise StoreError(str(exc)) from exc
 
-    def _replace(self, serialised: dict[str, Any], stored: dict[str, Any]) -> bool:
-        """Show the new copy and keep the stored one as a version, atomically, if the
-        stored copy is still the one read. False when another writer got there first."""
-        shown: dict[str, Any] = {"TableName": self.table_name, "Item": serialised, **_unchanged_since(stored)}
+    def _put_if_unchanged(self, item: dict[str, Any], stored: dict[str, Any]) -> bool:
+        """Write the item if the stored one is still ``stored``; False when another
+        writer changed it since it was read."""
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {"Put": shown},  # type: ignore[typeddict-item]
-                    {"Put": {"TableName": self.table_name, "Item": serialise(_version_item(stored))}},
-                ]
-            )
+            self._client.put_item(TableName=self.table_name, Item=serialise(item), **_unchanged_since(stored))
         except ClientError as exc:
-            if _code(exc) != "TransactionCanceledException":
-                raise _refused(exc) or StoreError(str(exc)) from exc
-            reasons = [str(reason.get("Code", "")) for reason in exc.response.get("CancellationReasons", [])]
-            if "ValidationError" in reasons:
-                raise UnstorableError("DynamoDB refused the item in a transaction") from exc
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if is_condition_failure(exc):
                 return False
-            if "TransactionConflict" in reasons:
-                time.sleep(0.02)
-                return False
-            raise StoreError(str(exc)) from exc
+            raise _refused(exc) or StoreError(str(exc)) from exc
         except BotoCoreError as exc:
             raise StoreError(str(exc)) from exc
         return True
@@ -388,10 +516,11 @@ class RecordWriter:
         for record in records:  # a page may list a copy twice
             distinct.setdefault((record.nxcloud_id, record.kind, record.content_hash), record)
         keys = list({(record.nxcloud_id, record.kind) for record in distinct.values()})
-        stored = self._stored_hashes(keys)
+        stored = self._stored_copies(keys)
         pending = []
         for record in distinct.values():
-            if stored.get((record.nxcloud_id, record.kind)) == record.content_hash:
+            copies, sources = stored.get((record.nxcloud_id, record.kind), ((), ()))
+            if record.content_hash in copies and source in sources:
                 outcome.unchanged += 1
             else:
                 pending.append(record)
@@ -414,7 +543,7 @@ class RecordWriter:
                 results = list(pool.map(one, pending))
             for record, result in results:
                 if isinstance(result, WriteResult):
-                    counters = {"stored": "stored", "updated": "updated", "superseded": "superseded"}
+                    counters = {"stored": "stored", "updated": "updated", "kept": "kept"}
                     name = counters.get(result.outcome, "unchanged")
                     setattr(outcome, name, getattr(outcome, name) + 1)
                 elif isinstance(result, UnstorableError):
@@ -426,7 +555,7 @@ class RecordWriter:
     def _put_absent(
         self,
         pending: list[CallRecord],
-        stored: dict[tuple[str, str], str],
+        stored: dict[tuple[str, str], tuple[list[str], list[str]]],
         received_at: datetime,
         source: str,
         outcome: BatchOutcome,
@@ -474,16 +603,18 @@ class RecordWriter:
             raise StoreError(str(exc)) from exc
         return True
 
-    def _stored_hashes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        found: dict[tuple[str, str], str] = {}
+    def _stored_copies(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
+        """For each stored record of ``keys``: the content hashes of its copies and the
+        sources they came from (one consistent batched read)."""
+        found: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
         # An id no key can hold is not stored either: write() refuses its record.
-        readable = [key for key in keys if _id_problem(key[0]) is None]
-        for start in range(0, len(readable), 100):
+        readable_keys = [key for key in keys if _id_problem(key[0]) is None]
+        for start in range(0, len(readable_keys), 100):
             request = {
                 self.table_name: {
-                    "Keys": [serialise(record_key(*key)) for key in readable[start : start + 100]],
-                    "ProjectionExpression": "pk, sk, contentHash, #rank",
-                    "ExpressionAttributeNames": {"#rank": "rank"},
+                    "Keys": [serialise(record_key(*key)) for key in readable_keys[start : start + 100]],
+                    "ProjectionExpression": "pk, sk, contentHash, #rank, copies, #source, sources",
+                    "ExpressionAttributeNames": {"#rank": "rank", "#source": "source"},
                     "ConsistentRead": True,
                 }
             }
@@ -493,7 +624,7 @@ class RecordWriter:
                 ):
                     for raw_item in response.get("Responses", {}).get(self.table_name, []):
                         shown = deserialise(raw_item)
-                        found[record_id(shown)] = stored_hash(shown)
+                        found[record_id(shown)] = (_copies_of(shown), _sources_of(shown))
             except (ClientError, BotoCoreError) as exc:
                 raise StoreError(str(exc)) from exc
         return found

@@ -1,0 +1,52 @@
+"""The merge of copies (pure): a function of the set, never less than any copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nxcloud_cdr.merge import merged
+from nxcloud_cdr.records import completeness
+
+leaves = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "a", "b"]))
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["x", "y", "z"]), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+payloads = st.dictionaries(st.sampled_from(["callId", "duration", "recordUrl", "legs", "ext"]), values, max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(copies=st.lists(payloads, min_size=1, max_size=5))
+def test_the_merge_holds_at_least_what_each_copy_holds(copies: list[dict[str, Any]]):
+    result = merged(copies)
+    assert set(result) == {name for copy in copies for name in copy}
+    for copy in copies:
+        assert completeness(result) >= completeness(copy)
+        for name, value in copy.items():
+            assert completeness(result[name]) >= completeness(value), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(copy=payloads)
+def test_one_copy_or_the_same_copy_twice_is_that_copy(copy: dict[str, Any]):
+    assert merged([copy]) == copy
+    assert merged([copy, copy]) == copy
+
+
+def test_fields_merge_one_by_one_and_ties_go_to_the_better_copy():
+    better = {"callId": "1", "duration": 6, "recordUrl": "", "ext": {"a": 1}}
+    other = {"callId": "1", "duration": 7, "recordUrl": "r.mp3", "ext": {"b": 2}, "mos": 4.2}
+    assert merged([better, other]) == {
+        "callId": "1",
+        "duration": 6,  # both set: the better copy's
+        "recordUrl": "r.mp3",  # only one set: that one
+        "ext": {"a": 1, "b": 2},  # objects field by field
+        "mos": 4.2,
+    }
+    # A list is taken whole: the fuller one.
+    assert merged([{"legs": [{"a": 1}]}, {"legs": [{"a": 1}, {"b": 2}]}]) == {"legs": [{"a": 1}, {"b": 2}]}

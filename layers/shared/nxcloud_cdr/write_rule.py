@@ -386,18 +386,23 @@ class RecordWriter:
         values = _provenance(stored, [], {source}, received_at)
         names = {f"#{name}": name for name in values}
         condition = _unchanged_since(stored)
+        return self._conditional(
+            self._client.update_item,
+            TableName=self.table_name,
+            Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
+            ConditionExpression=condition["ConditionExpression"],
+            ExpressionAttributeNames={**names, **condition["ExpressionAttributeNames"]},
+            ExpressionAttributeValues={
+                **serialise({f":{name}": value for name, value in values.items()}),
+                **condition.get("ExpressionAttributeValues", {}),
+            },
+        )
+
+    def _conditional(self, call: Any, **arguments: Any) -> bool:
+        """A conditional write; False when its condition did not hold."""
         try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
-                UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
-                ConditionExpression=condition["ConditionExpression"],
-                ExpressionAttributeNames={**names, **condition["ExpressionAttributeNames"]},
-                ExpressionAttributeValues={
-                    **serialise({f":{name}": value for name, value in values.items()}),
-                    **condition.get("ExpressionAttributeValues", {}),
-                },
-            )
+            call(**arguments)
         except ClientError as exc:
             if is_condition_failure(exc):
                 return False
@@ -465,29 +470,20 @@ class RecordWriter:
         return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
 
     def _put_version(self, version: dict[str, Any]) -> None:
-        try:
-            self._client.put_item(
-                TableName=self.table_name, Item=serialise(version), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return  # this copy is kept already
-            raise _refused(exc) or StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
+        # A condition that fails: this copy is kept already.
+        self._conditional(
+            self._client.put_item,
+            TableName=self.table_name,
+            Item=serialise(version),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def _put_if_unchanged(self, item: dict[str, Any], stored: dict[str, Any]) -> bool:
         """Write the item if the stored one is still ``stored``; False when another
         writer changed it since it was read."""
-        try:
-            self._client.put_item(TableName=self.table_name, Item=serialise(item), **_unchanged_since(stored))
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise _refused(exc) or StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        return True
+        return self._conditional(
+            self._client.put_item, TableName=self.table_name, Item=serialise(item), **_unchanged_since(stored)
+        )
 
     # -- many records (the sync's pages) ------------------------------------------------
 

@@ -87,8 +87,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -161,18 +163,67 @@ def test_quarantine_listing_and_replay(stack):
     assert after["replayStatus"] == 400 and after["attempts"] == 2
 
 
+def stand_in_rows(stack: Running) -> list[dict]:
+    """The stand-in NXCLOUD's records (the last two days), read from its CDR page API."""
+    from nxcloud_cdr.nxcloud_api import NxcloudClient
+
+    from devtools.fake_nxcloud import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET
+
+    client = NxcloudClient(f"http://127.0.0.1:{stack.ports[2]}", DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET)
+    now = int(time.time())
+    rows: list[dict] = []
+    for page in range(1, 10):
+        found = client.cdr_page(now - 3 * 86_400, now, page)
+        rows.extend(found)
+        if len(found) < 100:
+            return rows
+    return rows
+
+
+def call_log(stack: Running, row: dict) -> tuple[int, dict]:
+    """NXCLOUD's call-log callback of a call, as it ends: before the recording link exists."""
+    body = json.dumps(row | {"recordUrl": ""} if row.get("recordUrl") else row).encode()
+    return post(stack.api + "/v1/cc/call-log/local-example-token", body, {"token": "local-example-token"})
+
+
+def test_call_log_callbacks_before_the_sync(stack):
+    rows = stand_in_rows(stack)
+    assert len(rows) == 300
+    for row in rows[:3]:
+        assert call_log(stack, row) == (200, {"ok": True, "outcome": "stored", "id": row["callId"]})
+    status, answer = post(stack.api + "/v1/cc/call-log/local-example-token", json.dumps(rows[0]).encode())
+    assert (status, answer["error"]) == (403, "forbidden")  # no token header
+
+
 def test_sync_and_backfill_against_the_stand_in(stack):
     scheduled = nxcdr_json(stack, "sync")
-    assert scheduled["mode"] == "scheduled" and scheduled["status"] == "complete" and scheduled["new"] > 0
+    assert scheduled["mode"] == "scheduled" and scheduled["status"] == "complete"
 
     backfill = nxcdr_json(stack, "sync", "--since", "3d")
     assert backfill["status"] == "complete"
-    assert scheduled["new"] + backfill["new"] == 300  # every record of the stand-in, each once
+    # Every record of the stand-in, each once: the three the callback stored first merged.
+    assert scheduled["new"] + backfill["new"] == 297
 
     records = nxcdr_json(stack, "list", "--kind", "cc_cdr", "--since", "3d", "--limit", "1000")["items"]
     assert len(records) == len({item["nxcloudId"] for item in records}) == 300
     again = nxcdr_json(stack, "sync", "--since", "3d")
     assert (again["new"], again["updated"]) == (0, 0)
+
+
+def test_call_log_callbacks_after_the_sync_and_one_item_per_call(stack):
+    rows = stand_in_rows(stack)
+    for row in rows[3:6]:
+        status, answer = call_log(stack, row)
+        assert status == 200 and answer["outcome"] in ("kept", "duplicate")
+    # Callback first or sync first: one item per call, from both sources, with the
+    # recording only the sync's copy had.
+    for row in rows[:6]:
+        [item] = nxcdr_json(stack, "show", row["callId"])
+        assert item["sources"] == ["push", "sync"], row["callId"]
+        assert item["fields"]["recordUrl"] == (row["recordUrl"] or "")
+        assert len(item["versions"]) == (2 if row["recordUrl"] else 0)
+    shown = nxcdr(stack, "show", rows[0]["callId"]).stdout
+    assert "sources: push, sync" in shown
 
 
 def test_a_function_invoked_as_the_readme_shows_without_docker(stack):

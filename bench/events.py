@@ -38,7 +38,12 @@ def zone_of(text: str) -> tzinfo:
 
 
 def event_file(kind: str, variant: str = "") -> Path:
-    stem = kind.replace("_", "-") + (f"-{variant}" if variant else "")
+    """events/<route>[-variant].json: a kind's samples are named after its route
+    (/v1/cc/call-log/{token}: cc-call-log.json)."""
+    from nxcloud_cdr.kinds import PUSH_KINDS  # noqa: PLC0415 - the layer, on the dev path
+
+    route = PUSH_KINDS[kind].path.removeprefix("/v1/").removesuffix("/{token}")
+    stem = route.replace("/", "-") + (f"-{variant}" if variant else "")
     return EVENTS_DIR / f"{stem}.json"
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench import dynamo
 from bench.build import Build, Function
-from bench.events import event_file, load_event, path_token
+from bench.events import EVENTS_DIR, event_file, load_event, path_token
 from bench.stand_in import IndexedFakeNxcloud
 
 SCHEDULE_TYPES = {"Schedule", "ScheduleV2"}
@@ -123,7 +123,7 @@ def _warmup_item(number: int) -> dict[str, Any]:
 
 
 def scheduled_event() -> dict[str, Any]:
-    path = event_file("cc_cdr_sync", "scheduled")
+    path = EVENTS_DIR / "cc-cdr-sync-scheduled.json"
     if path.is_file():
         return load_event(path)
     return {

@@ -163,9 +163,8 @@ def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(
 
     def throttle(**_: Any) -> None:
         error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
-        raise ClientError(error, "BatchWriteItem")  # type: ignore[arg-type]
+        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
 
-    monkeypatch.setattr(throttled, "batch_write_item", throttle)
     monkeypatch.setattr(throttled, "put_item", throttle)
 
     with pytest.raises(StoreError):

@@ -81,7 +81,7 @@ def test_second_run_while_one_holds_the_lease_stops(ddb, push_env, sync_env, inv
 
 def test_the_same_event_delivered_twice_runs_once(ddb, push_env, sync_env, invoke, lambda_context, monkeypatch):
     """A second delivery under the same request id, while the first still runs, finds
-    the lease taken: only one run ever writes as the sync's sole writer."""
+    the lease taken: only one run moves the checkpoint."""
     from nxcloud_cdr import sync_handler
     from nxcloud_cdr.sync import CdrSync
 

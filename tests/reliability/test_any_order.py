@@ -107,12 +107,12 @@ def write_all(writer: RecordWriter, records: list[tuple[CallRecord, str]], *, co
             one(numbered)
 
 
-def write_pages(writer: RecordWriter, records: list[tuple[CallRecord, str]], *, sole_writer: bool) -> None:
+def write_pages(writer: RecordWriter, records: list[tuple[CallRecord, str]]) -> None:
     """As the sync writes: pages of up to three copies, each page at once (a page may
-    hold two copies of one record); the sync is the sole writer of its own kind."""
+    hold two copies of one record)."""
     for number, start in enumerate(range(0, len(records), 3)):
         page = [record for record, _ in records[start : start + 3]]
-        outcome = writer.write_many(page, RECEIVED + timedelta(seconds=number), source="sync", sole_writer=sole_writer)
+        outcome = writer.write_many(page, RECEIVED + timedelta(seconds=number), source="sync")
         assert outcome.refused == []
 
 
@@ -132,7 +132,7 @@ def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case)
         if how != "as drawn":
             copies = [copies[position] for position in order]
         if how.endswith("in pages"):
-            write_pages(writer, copies, sole_writer=kind == "cc_cdr")
+            write_pages(writer, copies)
         else:
             write_all(writer, copies, concurrently=how.endswith("concurrently"))
 

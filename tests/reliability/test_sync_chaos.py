@@ -87,17 +87,17 @@ def test_sync_ends_with_exactly_the_data_set(ddb, store, push_env, fake, clock, 
             if rng.random() < 0.004:
                 tally["kills"] += 1
                 raise Killed
-            return super().write(*args, **kwargs)
-
-        def _batch_put(self, items: list[dict[str, Any]]) -> bool:  # new records, 25 a request
-            if rng.random() < 0.03:
-                tally["kills"] += 1
-                raise Killed
-            written = super()._batch_put(items)
-            if rng.random() < 0.03:
+            written = super().write(*args, **kwargs)
+            if rng.random() < 0.004:
                 tally["kills after a write"] += 1
                 raise Killed
             return written
+
+        def _put_if_unchanged(self, *args: Any, **kwargs: Any) -> bool:  # a merge, its copies kept
+            if rng.random() < 0.05:
+                tally["kills inside a merge"] += 1
+                raise Killed
+            return super()._put_if_unchanged(*args, **kwargs)
 
     def run(*, chaos: bool) -> str:
         budget = rng.randrange(1, 12) if chaos else 10**9  # page fetches before the time runs out

@@ -28,7 +28,6 @@ from pydantic import ValidationError
 
 from . import nxjson
 from .config import SyncSettings
-from .kinds import PUSH_KINDS
 from .mapping import MissingIdError
 from .nxcloud_api import CDR_PAGE_SIZE, NxcloudApiError, NxcloudClient, NxcloudDeadlineError, NxcloudRateLimitedError
 from .observability import logger
@@ -248,8 +247,8 @@ class CdrSync:
                 logger.exception("a CDR row could not be mapped")
                 self._quarantine(raw, "unprocessable", f"{type(exc).__name__}: {exc}", row.get("callId"), origin)
                 report.rejected += 1
-        # The sync holds its lease, and no push writes its kind: it is the sole writer.
-        outcome = self._writer.write_many(records, received_at, source="sync", sole_writer=KIND not in PUSH_KINDS)
+        # Through the conditional writes: the call-log callback may write the same calls.
+        outcome = self._writer.write_many(records, received_at, source="sync")
         for record, reason, message in outcome.refused:
             self._quarantine(record.raw, reason, message, record.nxcloud_id, origin)
             report.rejected += 1

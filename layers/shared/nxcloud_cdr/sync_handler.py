@@ -127,7 +127,7 @@ def _run(event: dict[str, Any], context: Any, settings: SyncSettings | None) -> 
     sync = CdrSync(api, store, writer, state, settings, now=now_utc, remaining_ms=remaining_ms)
 
     # Unique to this invocation: Lambda may deliver one event twice under one request id,
-    # and the run that holds the lease writes as its kind's sole writer.
+    # and only the run that holds the lease moves the checkpoint.
     owner = f"{getattr(context, 'aws_request_id', '') or 'local'}#{uuid.uuid4().hex}"
     if not state.acquire(owner, now_ms=epoch_ms(now_utc()), ttl_ms=remaining_ms() + 60_000):
         logger.warning("another sync run holds the lease; this one stops")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -74,8 +73,6 @@ _INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "didYNumber", 
 # How often a replacement is tried again when another writer changed the item between
 # the read and the transaction (each round reads the newer copy first).
 _MAX_ROUNDS = 6
-# Batch writes in flight at once (the sync's new records; each holds 25).
-_BATCH_WORKERS = 4
 # What a version item keeps of its copy: enough to show it and to tell it apart.
 _VERSION_ATTRIBUTES = ("source", "raw", RAW_COMPRESSED, "receivedAt", "expiresAt")
 
@@ -493,20 +490,13 @@ class RecordWriter:
         received_at: datetime,
         *,
         source: str,
-        sole_writer: bool = False,
         workers: int = 8,
     ) -> BatchOutcome:
         """Write many records by the same rule, concurrently. Copies already stored
         unchanged are found with one batched (consistent) read and not written again. A
         record that cannot be stored is returned in ``refused`` (the others are still
         written); :class:`StoreError` is raised unless every other write was confirmed.
-
-        ``sole_writer``: no one else writes these records while this runs (the sync,
-        under its lease, for a kind no push writes). Records the read found absent are
-        then written with ``BatchWriteItem``, 25 a request, instead of a conditional
-        ``PutItem`` each: nothing can have appeared since the read. A kind that gains a
-        push (the call-centre call-log callback) loses this, and its records go through
-        the conditional write like any push."""
+        """
         outcome = BatchOutcome()
         distinct: dict[tuple[str, str, str], CallRecord] = {}
         for record in records:  # a page may list a copy twice
@@ -520,8 +510,6 @@ class RecordWriter:
                 outcome.unchanged += 1
             else:
                 pending.append(record)
-        if sole_writer:
-            pending = self._put_absent(pending, stored, received_at, source, outcome)
 
         def one(record: CallRecord) -> tuple[CallRecord, WriteResult | Exception]:
             try:
@@ -547,57 +535,6 @@ class RecordWriter:
                 else:
                     outcome.refused.append((record, "unprocessable", f"{type(result).__name__}: {str(result)[:200]}"))
         return outcome
-
-    def _put_absent(
-        self,
-        pending: list[CallRecord],
-        stored: dict[tuple[str, str], tuple[list[str], list[str]]],
-        received_at: datetime,
-        source: str,
-        outcome: BatchOutcome,
-    ) -> list[CallRecord]:
-        """Batch-write the records of ``pending`` that the read found absent (and that
-        are the only copy of their record in ``pending``); the others are returned, for
-        the conditional write."""
-        copies = Counter((record.nxcloud_id, record.kind) for record in pending)
-        rest: list[CallRecord] = []
-        ready: list[tuple[CallRecord, dict[str, Any]]] = []
-        for record in pending:
-            key = (record.nxcloud_id, record.kind)
-            if key in stored or copies[key] > 1:  # the rule decides between copies
-                rest.append(record)
-                continue
-            try:
-                ready.append((record, self.item(record, received_at, source=source)))
-            except UnstorableError as exc:
-                outcome.refused.append((record, "unstorable", str(exc)))
-        chunks = [ready[start : start + 25] for start in range(0, len(ready), 25)]
-        # Imported here: only the sync writes many, and a push's cold start should not pay for it.
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-        with ThreadPoolExecutor(max_workers=max(1, min(_BATCH_WORKERS, len(chunks)))) as pool:
-            written = list(pool.map(lambda chunk: self._batch_put([serialise(item) for _, item in chunk]), chunks))
-        for chunk, ok in zip(chunks, written, strict=True):
-            if ok:
-                outcome.stored += len(chunk)
-            else:  # DynamoDB refused one of them: the conditional write tells which
-                rest.extend(record for record, _ in chunk)
-        return rest
-
-    def _batch_put(self, items: list[dict[str, Any]]) -> bool:
-        """Put every item (retrying what DynamoDB leaves unprocessed); False when
-        DynamoDB refuses the request for one of its items."""
-        request = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
-        try:
-            for _ in _until_processed(self._client.batch_write_item, request, "UnprocessedItems", "items unwritten"):
-                pass
-        except ClientError as exc:
-            if _code(exc) == "ValidationException":
-                return False
-            raise StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        return True
 
     def _stored_copies(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
         """For each stored record of ``keys``: the content hashes of its copies and the

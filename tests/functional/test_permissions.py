@@ -1,0 +1,108 @@
+"""Each function's IAM policy in template.yaml allows every DynamoDB call its code makes,
+read from the calls themselves: every path of the write rule (new, duplicate, a new
+source, a merge, a refused body) and the sync, on DynamoDB Local, each call checked
+against the statements of the function's policy for that table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from devtools.fake_nxcloud import FakeNxcloud, generate_records
+from devtools.template import load_template
+from tests.conftest import FUNCTIONS, SYNC_FUNCTION, event_with_body, load_event
+
+RESOURCES = load_template()["Resources"]
+SAMPLES = {
+    "PnsCallResultFunction": "pns-call-result.json",
+    "PnsBindingNotExistFunction": "pns-binding-not-exist.json",
+    "CcReportFunction": "cc-report.json",
+    "CcCallLogFunction": "cc-call-log.json",
+}
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(operation, table) of every DynamoDB call made while the test runs."""
+    made: list[tuple[str, str]] = []
+    real = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
+            made.extend((operation, table) for table in tables)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    return made
+
+
+def allowed(function: str, operation: str, table: str) -> bool:
+    for policy in RESOURCES[function]["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if (
+                statement["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+                and f"dynamodb:{operation}" in statement["Action"]
+            ):
+                return True
+    return False
+
+
+def check(function: str, made: list[tuple[str, str]], push_env: dict[str, str]) -> set[str]:
+    logical = {push_env["TABLE_NAME"]: "CallRecordsTable", push_env["QUARANTINE_TABLE_NAME"]: "QuarantineTable"}
+    refused = {
+        f"{operation} on {logical[table]}"
+        for operation, table in made
+        if not allowed(function, operation, logical[table])
+    }
+    assert refused == set(), function
+    return {operation for operation, _ in made}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_call_of_a_push_function_is_allowed_by_its_policy(ddb, push_env, invoke, calls, function):
+    event = load_event(SAMPLES[function])
+    payload = json.loads(event["body"])
+    changed = dict(payload, extraFieldForTheMerge="a value the first copy did not have")
+    for body in (event["body"], event["body"], json.dumps(changed), "not json"):
+        response = invoke(function, event_with_body(SAMPLES[function], body) | {"headers": event["headers"]})
+        assert response["statusCode"] in (200, 400)
+
+    made = check(function, calls, push_env)
+    assert {"PutItem", "Query", "UpdateItem"} <= made  # new, merged, quarantined: the paths ran
+
+
+@pytest.fixture
+def sync_env(ddb, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNxcloud]:
+    now_ms = int(time.time() * 1000)
+    with FakeNxcloud(generate_records(40, now_ms - 3 * 3600 * 1000, 2 * 3600 * 1000)) as fake:
+        monkeypatch.setenv("NXCLOUD_API_BASE_URL", fake.base_url)
+        monkeypatch.setenv("NXCLOUD_ACCESS_KEY", fake.access_key)
+        monkeypatch.setenv("NXCLOUD_ACCESS_SECRET", fake.access_secret)
+        monkeypatch.setenv("NXCLOUD_BACKOFF_SECONDS", "0")
+        yield fake
+
+
+def test_every_call_of_the_sync_is_allowed_by_its_policy(ddb, push_env, invoke, sync_env, calls):
+    # Calls the callback reported first, identical (a new source) or without their
+    # recording (a merge), then the sync.
+    for row in sync_env.records[:10]:
+        body = json.dumps(row | {"recordUrl": ""} if row.get("recordUrl") else row)
+        event = load_event("cc-call-log.json")
+        assert (
+            invoke("CcCallLogFunction", event_with_body("cc-call-log.json", body) | {"headers": event["headers"]})[
+                "statusCode"
+            ]
+            == 200
+        )
+    calls.clear()
+
+    assert invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))["status"] == "complete"
+
+    made = check(SYNC_FUNCTION, calls, push_env)
+    assert {"BatchGetItem", "PutItem", "UpdateItem"} <= made

@@ -333,8 +333,9 @@ def command_rotate_token(target: Target, arguments: argparse.Namespace) -> int:
     token = new_push_token()
     target.put_push_token(token)
     note = (
-        "The push token is rotated. Give NXCLOUD these new URLs (PNS URLs to NXCLOUD's team; the call-centre URL\n"
-        "under Account Management -> Voice Application Management). The functions accept the new token within\n"
+        "The push token is rotated. Give NXCLOUD these new URLs (PNS URLs to NXCLOUD's team; the call-centre report\n"
+        "URL under Account Management -> Voice Application Management; the call-log callback's URL AND its token\n"
+        "field, the new token, in Call Center Settings). The functions accept the new token within\n"
         f"5 minutes; the old URLs keep working for {hours} hours (PushTokenOverlapHours), then get 403.\n"
         "Rotate again only after that: only one previous token is accepted."
     )

@@ -5,6 +5,7 @@ arrives first, on DynamoDB Local and the stand-in NXCLOUD."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -80,3 +81,22 @@ def test_callback_and_sync_of_the_same_calls_end_as_one_item_each(ddb, push_env,
     assert set(send_callbacks()) == {"duplicate"}
     again = make_sync().backfill(FIRST_MS // 1000 - 60, FIRST_MS // 1000 + SPAN_MS // 1000 + 60)
     assert (again.new, again.updated, again.kept) == (0, 0, 0) and again.unchanged >= 12
+
+
+def test_the_callback_and_its_identical_sync_copy_still_cost_one_write_unit_to_store(ddb, push_env, writer, store):
+    # The sources it gains must not push the item over 1 KB when compressing its raw
+    # keeps it under: the item is rewritten in its cheaper form.
+    from nxcloud_cdr.dynamodb_types import deserialise, item_size, write_units
+    from nxcloud_cdr.kinds import CC_CDR
+    from nxcloud_cdr.times import parse_zone
+
+    raw = load_event("cc-call-log.json")["body"]
+    record = CC_CDR.map(json.loads(raw), raw, parse_zone("+08:00"))
+    writer.write(record, datetime(2024, 5, 1, tzinfo=UTC), source="push")
+
+    assert writer.write_many([record], datetime(2024, 5, 1, 0, 5, tzinfo=UTC), source="sync").unchanged == 1
+    key = {"pk": {"S": f"ID#{record.nxcloud_id}"}, "sk": {"S": "cc_cdr"}}
+    item = deserialise(ddb.get_item(TableName=push_env["TABLE_NAME"], Key=key)["Item"])
+    assert item["sources"] == ["push", "sync"] and write_units(item_size(item)) == 1
+    [shown] = store.get(record.nxcloud_id)
+    assert shown["raw"] == raw  # compressed or not, read as received

@@ -6,10 +6,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nxcloud_cdr.merge import merged
-from nxcloud_cdr.records import completeness
+from nxcloud_cdr.merge import fullness, merged
 
-leaves = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "a", "b"]))
+leaves = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "a", "b"]), st.just(float("nan")))
 values = st.recursive(
     leaves,
     lambda inner: st.one_of(
@@ -26,9 +25,9 @@ def test_the_merge_holds_at_least_what_each_copy_holds(copies: list[dict[str, An
     result = merged(copies)
     assert set(result) == {name for copy in copies for name in copy}
     for copy in copies:
-        assert completeness(result) >= completeness(copy)
+        assert fullness(result) >= fullness(copy)
         for name, value in copy.items():
-            assert completeness(result[name]) >= completeness(value), name
+            assert fullness(result[name]) >= fullness(value), name
 
 
 @settings(max_examples=200, deadline=None)
@@ -50,3 +49,34 @@ def test_fields_merge_one_by_one_and_ties_go_to_the_better_copy():
     }
     # A list is taken whole: the fuller one.
     assert merged([{"legs": [{"a": 1}]}, {"legs": [{"a": 1}, {"b": 2}]}]) == {"legs": [{"a": 1}, {"b": 2}]}
+
+
+def test_zero_and_false_are_values_nan_and_null_are_not():
+    # direction 0 is inbound, hangupBy 0 the agent: a code, not "not set".
+    better = {"callId": "1", "direction": 0, "hangupBy": 0, "answered": False, "callDuration": float("nan")}
+    other = {"callId": "1", "direction": 1, "hangupBy": 2, "answered": True, "callDuration": 5}
+    assert merged([better, other]) == {
+        "callId": "1",
+        "direction": 0,
+        "hangupBy": 0,
+        "answered": False,
+        "callDuration": 5,  # NaN holds nothing
+    }
+
+
+def test_copies_nested_deeper_than_any_stack_still_merge():
+    def deep(leaf: Any) -> dict[str, Any]:
+        value: Any = leaf
+        for _ in range(5000):
+            value = {"x": value}
+        return {"callId": "1", "d": value}
+
+    result = merged([deep(1), deep("two")])
+    assert result["callId"] == "1" and fullness(result) == 2  # the id and one of the deep values
+
+
+def test_a_zero_time_is_no_value_in_the_fields_a_kind_names():
+    better = {"callId": "1", "answerAt": 0, "direction": 0}
+    other = {"callId": "1", "answerAt": 1671440454, "direction": 1}
+    assert merged([better, other], frozenset({"answerAt"})) == {"callId": "1", "answerAt": 1671440454, "direction": 0}
+    assert merged([better, {"callId": "1", "answerAt": 0}], frozenset({"answerAt"}))["answerAt"] == 0

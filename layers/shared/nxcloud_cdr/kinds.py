@@ -33,6 +33,12 @@ class RecordKind:
     def map(self, payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
         return self.mapper(payload, raw, zone)
 
+    @property
+    def zero_is_unset(self) -> frozenset[str]:
+        """Fields of this kind whose 0 means "not set" (its epoch times), for the merge."""
+        module = importlib.import_module(f"{__package__}.payloads.{self.name}")
+        return cast("frozenset[str]", getattr(module, "ZERO_IS_UNSET", frozenset()))
+
 
 @dataclass(frozen=True)
 class PushKind(RecordKind):

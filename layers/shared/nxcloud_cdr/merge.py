@@ -9,12 +9,14 @@ of copies (never of their order), that holds at least as much as any one of them
 
 - copies are taken in rank order (:attr:`.records.CallRecord.rank`: most complete
   first, then the latest NXCLOUD time, then the content hash: a total order);
-- each field takes the fullest value any copy has for it: the one with the most
-  information (:func:`.records.completeness`: a set value over ``""``, ``0``, ``null``;
-  the longer list of legs), the higher-ranked copy's on a tie, so two copies that
-  disagree on a set value show the better copy's;
-- objects are merged the same way, field by field; lists are taken whole (a list's
-  entries have no identity to merge by);
+- each field takes the fullest value any copy has for it (:func:`fullness`: a value
+  over ``null``, ``""`` or a number that is not one, such as ``NaN``; ``0`` and
+  ``false`` are values, as NXCLOUD's codes use them: ``direction`` 0 is inbound,
+  except in the fields its kind names, its times, where 0 means "not set"), the
+  better-ranked copy's when two copies both set one;
+- objects are merged the same way, field by field, down to :data:`MAX_DEPTH` levels
+  (deeper, an object is taken whole like any value); lists are taken whole, the fullest
+  (a list's entries have no identity to merge by);
 - fields keep the order of the best copy, then the others' new fields in rank order.
 
 Every copy's exact text is kept beside the merge (a version item each, see
@@ -23,40 +25,84 @@ Every copy's exact text is kept beside the merge (a version item each, see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
-from .records import completeness
+# Objects nested deeper than this are taken whole: no NXCLOUD payload nests near it,
+# and a body that does must not exhaust the stack.
+MAX_DEPTH = 32
 
 
-def merged(payloads: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The merge of ``payloads``, given best (highest rank) first."""
+def _is_value(value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return True
+
+
+def fullness(value: Any) -> int:
+    """How many values a value holds (leaves that are not ``null``, ``""``, ``NaN`` or
+    infinite). Iterative: a body may nest as deep as the JSON parser allows."""
+    total = 0
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+        elif _is_value(current):
+            total += 1
+    return total
+
+
+def merged(payloads: Sequence[dict[str, Any]], zero_is_unset: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The merge of ``payloads``, given best (highest rank) first. ``zero_is_unset``:
+    the names of fields (at any depth) whose 0 means "not set"."""
     if len(payloads) == 1:
         return payloads[0]
-    return _objects(list(payloads))
+    return _objects(list(payloads), 1, zero_is_unset)
 
 
-def _objects(objects: list[dict[str, Any]]) -> dict[str, Any]:
+def _objects(objects: list[dict[str, Any]], depth: int, zero_is_unset: frozenset[str]) -> dict[str, Any]:
     names: dict[str, None] = {}
     for obj in objects:
         names.update(dict.fromkeys(obj))
-    return {name: _value([obj[name] for obj in objects if name in obj]) for name in names}
+    merged_object = {}
+    for name in names:
+        values = [obj[name] for obj in objects if name in obj]
+        if name in zero_is_unset:
+            # A 0 there is no value: any other, unless every copy says 0.
+            values = [value for value in values if not _is_zero(value)] or values
+        merged_object[name] = _value(values, depth, zero_is_unset)
+    return merged_object
 
 
-def _value(values: list[Any]) -> Any:
+def _is_zero(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool) and value == 0
+
+
+def _value(values: list[Any], depth: int, zero_is_unset: frozenset[str]) -> Any:
     """The fullest of one field's values (best copy's first): objects merged, the
     first of the fullest otherwise."""
     objects = [value for value in values if isinstance(value, dict)]
     candidates = values
-    if len(objects) > 1:
-        combined = _objects(objects)
+    if len(objects) > 1 and depth < MAX_DEPTH:
+        combined = _objects(objects, depth + 1, zero_is_unset)
         first = next(index for index, value in enumerate(values) if isinstance(value, dict))
-        candidates = [combined if index == first else value for index, value in enumerate(values)]
-        candidates = [value for value in candidates if value is combined or not isinstance(value, dict)]
-    best = candidates[0]
-    best_score = completeness(best)
+        candidates = [
+            combined if index == first else value
+            for index, value in enumerate(values)
+            if index == first or not isinstance(value, dict)
+        ]
+    best, best_score = candidates[0], fullness(candidates[0])
     for value in candidates[1:]:
-        score = completeness(value)
+        score = fullness(value)
         if score > best_score:
             best, best_score = value, score
     return best

@@ -124,18 +124,20 @@ class Receiver:
             logger.exception("push token could not be read")
             count("ConfigErrors")
             return error_response(503, "not_configured", "the receiver cannot check tokens; retry later")
-        if which == "previous":
-            # Until NXCLOUD uses the new URLs; this falls to 0 before the overlap ends.
-            count("PushesOnPreviousToken")
         if which is None:
             logger.warning("push refused: wrong or missing token", extra={"sourceIp": request.source_ip})
             count("Forbidden")
             return error_response(403, "forbidden", "wrong or missing token in the push URL")
         header = self.kind.token_header
-        if header and self.rt.token.match(request.headers.get(header, "")) is None:
+        in_header = self.rt.token.match(request.headers.get(header, "")) if header else which
+        if in_header is None:
             logger.warning("push refused: wrong or missing token header", extra={"sourceIp": request.source_ip})
             count("Forbidden")
             return error_response(403, "forbidden", f"wrong or missing push token in the {header!r} header")
+        if "previous" in (which, in_header):
+            # Until NXCLOUD uses the new URLs (and the callback's new token); this falls
+            # to 0 before the overlap ends.
+            count("PushesOnPreviousToken")
         body = request.body
         try:
             return self._store(body, received_at)

@@ -7,19 +7,24 @@ replays all write through :class:`RecordWriter`, so the product's promise is her
    ``ValidationException`` from DynamoDB: a property of the input, never a reason to
    ask NXCLOUD to retry. Only a store that is down, slow or throttling is a
    :class:`StoreError` (5xx, retried).
-2. **One item per record, the highest-ranked copy shown.** Copies of one record are
-   ordered by :attr:`CallRecord.rank` (completeness, then NXCLOUD's latest time in it,
-   then the content hash): a total order, so the item shown is the best copy of the
-   *set* received, whatever order the copies arrived in.
-3. **Every distinct copy kept.** A copy that is not shown is a *version* item in the
-   same partition (``sk = v#<kind>#<content hash>``, no index attributes, so never in
-   a lookup). A copy that replaces the shown one does so in a transaction that also
-   writes the replaced copy as a version and holds only if the shown copy is still
-   the one read, so no writer (push, sync, replay) can overwrite a better copy or
-   lose one.
+2. **One item per record: the merge of its copies.** Copies of one record (NXCLOUD's
+   retries and corrections, the call-log callback and the sync's copy of a call) make
+   one item showing their field-by-field merge (:mod:`.merge`), a function of the *set*
+   of copies received, whatever order they arrived in.
+3. **Every distinct copy kept.** While there is one, the item holds it. From the second
+   on, every copy is a *version* item in the same partition (``sk = v#<kind>#<content
+   hash>``, no index attributes, so never in a lookup), and the item lists them
+   (``copies``) and every source that sent one (``sources``).
+4. **Single-item conditional writes only.** A new copy is kept as its version first
+   (keyed by its content: kept once, whoever writes it), then the item is rewritten if
+   it is still the one read (its ``revision``); a writer that loses the race reads the
+   versions again, its own among them. No writer (push, callback, sync, replay) drops a
+   copy or a source, and a write that fails half-way leaves a version the next merge
+   reads back.
 
-Cost: a new record is one conditional ``PutItem`` and a duplicate one failed
-conditional write, as before; only a differing copy costs more.
+Cost: a new record is one conditional ``PutItem``, a duplicate one failed conditional
+write, a known copy from a new source one more ``PutItem``; a differing copy costs a
+``Query`` of the versions, a ``PutItem`` per new version and the item's rewrite.
 """
 
 from __future__ import annotations
@@ -274,14 +279,26 @@ def _provenance(
     return values
 
 
-def _payload_of(version: dict[str, Any]) -> dict[str, Any] | None:
-    """A kept copy's payload, read as leniently as it was on arrival (a sync row may
-    hold NaN); None for a copy that no longer reads (it stays kept, out of the merge)."""
+def _payload_of(version: dict[str, Any]) -> dict[str, Any]:
+    """A kept copy's payload, read as leniently as any copy was on arrival (a sync row
+    may hold NaN; a push from before duplicate names were refused may name a field
+    twice). A copy that no longer reads refuses the merge (the new copy goes to
+    quarantine): merging without it would show less than the item did."""
     try:
-        payload = nxjson.loads(str(readable(version)["raw"]), constants=True)
-    except (ValueError, RecursionError, KeyError):
-        return None
-    return payload if isinstance(payload, dict) else None
+        payload = nxjson.loads(str(readable(version)["raw"]), duplicates="keep", constants=True)
+    except (ValueError, RecursionError, KeyError) as exc:
+        raise UnstorableError(f"a kept copy of this record ({version.get('sk')}) no longer reads: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise UnstorableError(f"a kept copy of this record ({version.get('sk')}) is not a JSON object")
+    return payload
+
+
+def _with_provenance(item: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with ``provenance``, ``raw`` compressed if that now saves a write unit."""
+    updated = {**item, **provenance}
+    if "raw" not in updated:
+        return updated
+    return _raw_compressed_if_cheaper(updated)[0]
 
 
 _BATCH_ATTEMPTS = 8
@@ -379,22 +396,10 @@ class RecordWriter:
 
     def _add_source(self, stored: dict[str, Any], source: str, received_at: datetime) -> bool:
         """Record that ``source`` sent a copy already kept. False when another writer
-        changed the item since it was read."""
-        values = _provenance(stored, [], {source}, received_at)
-        names = {f"#{name}": name for name in values}
-        condition = _unchanged_since(stored)
-        return self._conditional(
-            self._client.update_item,
-            TableName=self.table_name,
-            Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
-            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
-            ConditionExpression=condition["ConditionExpression"],
-            ExpressionAttributeNames={**names, **condition["ExpressionAttributeNames"]},
-            ExpressionAttributeValues={
-                **serialise({f":{name}": value for name, value in values.items()}),
-                **condition.get("ExpressionAttributeValues", {}),
-            },
-        )
+        changed the item since it was read. The item is written whole (not updated): the
+        attributes it gains may make storing ``raw`` compressed the cheaper form."""
+        item = _with_provenance(stored, _provenance(stored, [], {source}, received_at))
+        return self._put_if_unchanged(item, stored)
 
     def _conditional(self, call: Any, **arguments: Any) -> bool:
         """A conditional write; False when its condition did not hold."""
@@ -440,12 +445,12 @@ class RecordWriter:
         shown_copy = [] if "copies" in stored else [_version_item(stored)]
         new = _version_item(item)
         copies = {str(version["sk"]): version for version in [*versions, *shown_copy, new]}
-        ordered = sorted(copies.values(), key=lambda version: str(version["rank"]), reverse=True)
-        payloads = [payload for payload in map(_payload_of, ordered) if payload is not None]
-        combined = merge.merged(payloads)
+        ordered = sorted(copies.values(), key=_rank_of, reverse=True)
+        kind = RECORD_KINDS[record.kind]
+        combined = merge.merged([_payload_of(version) for version in ordered], kind.zero_is_unset)
         text = nxjson.dumps(combined)
         try:
-            shown = RECORD_KINDS[record.kind].map(combined, text, self._zone)
+            shown = kind.map(combined, text, self._zone)
         except Exception as exc:  # a mapping that refuses the merge refuses the copy
             raise UnstorableError(f"the merge of this record's copies cannot be read: {str(exc)[:200]}") from exc
         first = min(ordered, key=lambda version: str(version.get("receivedAt", "")))
@@ -455,7 +460,13 @@ class RecordWriter:
             source=str(first.get("source", "")),
             retention_days=self._retention_days,
         )
-        merged_item.update(_provenance(stored, list(copies.values()), {str(new["source"])}, None))
+        merged_item = _with_provenance(
+            merged_item, _provenance(stored, list(copies.values()), {str(new["source"])}, None)
+        )
+        for version in copies.values():  # kept as long as the record they make up
+            version.pop("expiresAt", None)
+            if "expiresAt" in merged_item:
+                version["expiresAt"] = merged_item["expiresAt"]
         # The copies first, each kept once whatever happens next (a version is its copy,
         # keyed by its content): a merge that then loses the race to another writer, or
         # a write that fails, leaves copies that the next merge reads back.

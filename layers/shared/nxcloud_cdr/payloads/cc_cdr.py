@@ -66,6 +66,8 @@ _DIRECTION: dict[int, outcomes.Direction] = {0: "inbound", 1: "outbound", 2: "ou
 _PARTY: dict[int, outcomes.Party] = {0: "agent", 1: "customer"}
 
 _CDR_TIMES = ("startTime", "answerTime", "endTime", "ringTime", "inQueueTime", "outQueueTime")
+# Epoch times, where NXCLOUD sends 0 for "not set" (the merge of copies reads them so).
+ZERO_IS_UNSET = frozenset(_CDR_TIMES)
 
 
 def map_cc_cdr(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:

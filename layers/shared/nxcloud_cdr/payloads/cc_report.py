@@ -52,7 +52,8 @@ _UNANSWERED: dict[int, outcomes.Outcome] = {
     2: "no_answer",
     4: "failed",
     5: "failed",
-    6: "failed",
+    # Not in the service area: Q.850 20 (SUBSCRIBER_ABSENT) and SIP 480 say no_answer.
+    6: "no_answer",
     7: "busy",
     8: "no_answer",
     9: "no_answer",

@@ -5,6 +5,7 @@ normalised fields."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
@@ -102,6 +103,11 @@ class PnsCallResult2024(NxModel):
     legList: list[PnsLeg] = Field(default_factory=list)
 
 
+# Epoch times, where NXCLOUD sends 0 for "not set" (the merge of copies reads them so).
+ZERO_IS_UNSET = frozenset(
+    {"startAt", "answerAt", "hangupAt", "callStartAt", "callRingAt", "callAnswerAt", "callFinishAt"}
+)
+
 # Fields only the 2024 format has: one of them tells a body's format.
 _FORMAT_2024 = ("legList", "didX", "didY", "pnsType", "extensionX")
 _LEG_TIMES = ("callStartAt", "callRingAt", "callAnswerAt", "callFinishAt")
@@ -167,7 +173,12 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
             add_name(leg_fields, "hangupCode", enums.Q850_CAUSE, leg.hangupCode)
     callee = normalise_number(model.callee)
     legs = list(zip(model.legList, leg_times, strict=True))
-    reaching = [pair for pair in legs if callee and normalise_number(pair[0].callee) == callee] or legs[-1:]
+    reaching = [pair for pair in legs if callee and normalise_number(pair[0].callee) == callee]
+    # No leg to the callee: the last leg, unless it ends at a number of the binding (the
+    # caller's leg to X, which the platform answers): then the call never reached them.
+    binding = {normalise_number(number) for number in (model.did, model.didX, model.didY, model.extensionX)} - {None}
+    if not reaching and legs and normalise_number(legs[-1][0].callee) not in binding:
+        reaching = legs[-1:]
     starts = [times["callStartAt"] for _, times in legs if times["callStartAt"] is not None]
     ends = [times["callFinishAt"] for _, times in legs if times["callFinishAt"] is not None]
     start, end = (min(starts) if starts else None), (max(ends) if ends else None)
@@ -180,7 +191,7 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
     else:
         ring = answer = None
         duration, code, cause, side, recording = None, None, "", "unknown", ""
-    status = int(model.callStatus) if model.callStatus.strip().isdigit() else None
+    status = int(model.callStatus) if re.fullmatch(r"[0-9]{1,9}", model.callStatus.strip()) else None
     add_name(fields, "callStatus", enums.PNS_CALL_STATUS, status)
     outcome = pns_outcome(
         answered=answer is not None or bool(duration), q850=outcomes.from_q850(code, cause), call_status=status

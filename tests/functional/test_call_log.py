@@ -100,3 +100,35 @@ def test_the_callback_and_its_identical_sync_copy_still_cost_one_write_unit_to_s
     assert item["sources"] == ["push", "sync"] and write_units(item_size(item)) == 1
     [shown] = store.get(record.nxcloud_id)
     assert shown["raw"] == raw  # compressed or not, read as received
+
+
+def test_a_callback_on_the_previous_token_in_its_header_is_counted(ddb, push_env, invoke, monkeypatch, capsys):
+    from nxcloud_cdr import receiver
+
+    monkeypatch.setenv("PUSH_TOKEN", "the-new-token-after-a-rotation")
+    monkeypatch.setenv("PUSH_TOKEN_PREVIOUS", EXAMPLE_TOKEN)
+    receiver.reset_runtime()
+    event = load_event("cc-call-log.json")  # its header: the old token
+    event["pathParameters"]["token"] = "the-new-token-after-a-rotation"  # the URL: changed
+
+    assert invoke(FUNCTION, event)["statusCode"] == 200
+    assert '"PushesOnPreviousToken"' in capsys.readouterr().out
+
+
+def test_two_copies_nested_deeper_than_the_stack_both_get_200(ddb, push_env, invoke, store):
+    def deep(leaf: str) -> str:
+        return '{"callId":"deep-1","x":' + '{"a":' * 2000 + json.dumps(leaf) + "}" * 2000 + "}"
+
+    answers = [
+        body_of(
+            invoke(
+                FUNCTION,
+                event_with_body("cc-call-log.json", deep(leaf))
+                | {"headers": load_event("cc-call-log.json")["headers"]},
+            )
+        )
+        for leaf in ("one", "two")
+    ]
+
+    assert [answer["outcome"] for answer in answers] == ["stored", "updated"] or answers[1]["outcome"] == "kept"
+    assert len(store.versions("deep-1")) == 2

@@ -426,3 +426,14 @@ def test_cc_cdr_extra_fields_and_loose_values():
 )
 def test_queue_duration_unit_is_read_from_the_queue_times(value, in_ms, out_ms, expected):
     assert queue_duration_ms(value, in_ms, out_ms) == expected
+
+
+def test_pns_2024_a_call_that_never_reached_the_callee_is_not_answered():
+    # One leg, the caller's to X, answered by the platform: the callee never answered.
+    payload, _ = load("pns-call-result-2024-unanswered.json")
+    payload["legList"] = payload["legList"][:1]
+    payload["callStatus"] = "²"  # not an ASCII digit: no status, not a crash
+    record = map_pns_call_result(payload, json.dumps(payload), UTC8)
+    summary = record.fields["callSummary"]
+    assert record.outcome == "unknown" and "answerUtc" not in summary and "durationSec" not in summary
+    assert "callStatusName" not in record.fields

@@ -30,7 +30,7 @@ SAMPLES = {
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """(operation, table) of every DynamoDB call made while the test runs."""
     made: list[tuple[str, str]] = []
-    real = BaseClient._make_api_call
+    real = BaseClient._make_api_call  # type: ignore[attr-defined]  # botocore's stubs leave it out
 
     def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if self.meta.service_model.service_name == "dynamodb":

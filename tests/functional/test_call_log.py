@@ -132,3 +132,24 @@ def test_two_copies_nested_deeper_than_the_stack_both_get_200(ddb, push_env, inv
 
     assert [answer["outcome"] for answer in answers] == ["stored", "updated"] or answers[1]["outcome"] == "kept"
     assert len(store.versions("deep-1")) == 2
+
+
+def test_every_version_expires_with_its_record_when_a_merge_moves_its_expiry(ddb, push_env, store):
+    from nxcloud_cdr.kinds import CC_CDR
+    from nxcloud_cdr.times import parse_zone
+    from nxcloud_cdr.write_rule import RecordWriter
+
+    writer = RecordWriter(ddb, push_env["TABLE_NAME"], retention_days=30)
+    zone = parse_zone("+08:00")
+    early = {"callId": "ttl-1", "startTime": 1690423237704}
+    copies = [early | {"agentName": "a"}, early | {"caller": "852"}]
+    # A fuller, better-ranked copy with a corrected start a day later moves the item's expiry.
+    copies.append({"callId": "ttl-1", "startTime": 1690509637704, "agentName": "a", "caller": "852", "callee": "853"})
+    for payload in copies:
+        raw = json.dumps(payload)
+        writer.write(CC_CDR.map(payload, raw, zone), datetime(2024, 5, 1, tzinfo=UTC), source="push")
+
+    [item] = store.get("ttl-1")
+    versions = store.versions("ttl-1")
+    assert len(versions) == 3
+    assert {int(version["expiresAt"]) for version in versions} == {int(item["expiresAt"])}

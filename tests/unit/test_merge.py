@@ -80,3 +80,14 @@ def test_a_zero_time_is_no_value_in_the_fields_a_kind_names():
     other = {"callId": "1", "answerAt": 1671440454, "direction": 1}
     assert merged([better, other], frozenset({"answerAt"})) == {"callId": "1", "answerAt": 1671440454, "direction": 0}
     assert merged([better, {"callId": "1", "answerAt": 0}], frozenset({"answerAt"}))["answerAt"] == 0
+
+
+def test_unset_times_are_no_value_in_lists_and_as_text():
+    times = frozenset({"callAnswerAt", "answerTime"})
+    zeros = {"callId": "1", "legList": [{"callAnswerAt": 0, "uuid": "a"}]}
+    fuller = {"callId": "1", "legList": [{"callAnswerAt": 1714521610, "uuid": "a"}]}
+    assert merged([zeros, fuller], times)["legList"] == fuller["legList"]  # a 0 there holds nothing
+    assert merged([{"callId": "1", "answerTime": "0"}, {"callId": "1", "answerTime": 1690423244000}], times) == {
+        "callId": "1",
+        "answerTime": 1690423244000,
+    }

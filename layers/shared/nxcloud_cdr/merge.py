@@ -45,20 +45,34 @@ def _is_value(value: Any) -> bool:
     return True
 
 
-def fullness(value: Any) -> int:
+def fullness(value: Any, zero_is_unset: frozenset[str] = frozenset()) -> int:
     """How many values a value holds (leaves that are not ``null``, ``""``, ``NaN`` or
-    infinite). Iterative: a body may nest as deep as the JSON parser allows."""
+    infinite, nor an unset time under a name of ``zero_is_unset``, at any depth, lists
+    included). Iterative: a body may nest as deep as the JSON parser allows."""
     total = 0
-    pending = [value]
+    pending: list[tuple[str, Any]] = [("", value)]
     while pending:
-        current = pending.pop()
+        name, current = pending.pop()
         if isinstance(current, dict):
-            pending.extend(current.values())
+            pending.extend(current.items())
         elif isinstance(current, list):
-            pending.extend(current)
-        elif _is_value(current):
+            pending.extend((name, inner) for inner in current)
+        elif _is_value(current) and not (name in zero_is_unset and _unset_time(current)):
             total += 1
     return total
+
+
+def _unset_time(value: Any) -> bool:
+    """An epoch time NXCLOUD sends for "not set": 0 (or less), as a number or as text,
+    read as the mapping reads it."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except ArithmeticError:
+            return False
+    return isinstance(value, int | float | Decimal) and value <= 0
 
 
 def merged(payloads: Sequence[dict[str, Any]], zero_is_unset: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -78,13 +92,9 @@ def _objects(objects: list[dict[str, Any]], depth: int, zero_is_unset: frozenset
         values = [obj[name] for obj in objects if name in obj]
         if name in zero_is_unset:
             # A 0 there is no value: any other, unless every copy says 0.
-            values = [value for value in values if not _is_zero(value)] or values
+            values = [value for value in values if not _unset_time(value)] or values
         merged_object[name] = _value(values, depth, zero_is_unset)
     return merged_object
-
-
-def _is_zero(value: Any) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool) and value == 0
 
 
 def _value(values: list[Any], depth: int, zero_is_unset: frozenset[str]) -> Any:
@@ -100,9 +110,9 @@ def _value(values: list[Any], depth: int, zero_is_unset: frozenset[str]) -> Any:
             for index, value in enumerate(values)
             if index == first or not isinstance(value, dict)
         ]
-    best, best_score = candidates[0], fullness(candidates[0])
+    best, best_score = candidates[0], fullness(candidates[0], zero_is_unset)
     for value in candidates[1:]:
-        score = fullness(value)
+        score = fullness(value, zero_is_unset)
         if score > best_score:
             best, best_score = value, score
     return best

@@ -444,7 +444,8 @@ class RecordWriter:
         # An item that shows one copy (not a merge) holds that copy: it becomes a version too.
         shown_copy = [] if "copies" in stored else [_version_item(stored)]
         new = _version_item(item)
-        copies = {str(version["sk"]): version for version in [*versions, *shown_copy, new]}
+        # A copy already stored as a version is that version (whoever wrote it first).
+        copies = {str(version["sk"]): version for version in [new, *shown_copy, *versions]}
         ordered = sorted(copies.values(), key=_rank_of, reverse=True)
         kind = RECORD_KINDS[record.kind]
         combined = merge.merged([_payload_of(version) for version in ordered], kind.zero_is_unset)
@@ -463,19 +464,41 @@ class RecordWriter:
         merged_item = _with_provenance(
             merged_item, _provenance(stored, list(copies.values()), {str(new["source"])}, None)
         )
-        for version in copies.values():  # kept as long as the record they make up
-            version.pop("expiresAt", None)
-            if "expiresAt" in merged_item:
-                version["expiresAt"] = merged_item["expiresAt"]
+        for sk, version in copies.items():  # new versions: kept as long as the record they make up
+            if sk not in exists:
+                version.pop("expiresAt", None)
+                if "expiresAt" in merged_item:
+                    version["expiresAt"] = merged_item["expiresAt"]
         # The copies first, each kept once whatever happens next (a version is its copy,
         # keyed by its content): a merge that then loses the race to another writer, or
         # a write that fails, leaves copies that the next merge reads back.
         for sk, version in copies.items():
             if sk not in exists:
                 self._put_version(version)
+            elif version.get("expiresAt") != merged_item.get("expiresAt"):
+                self._expire_with(version, merged_item.get("expiresAt"))
         if not self._put_if_unchanged(merged_item, stored):
             return None
         return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
+
+    def _expire_with(self, version: dict[str, Any], expires: Any) -> None:
+        """A kept version's expiry set to its record's (which a merge may move): no copy
+        may expire while the item still lists it. A version already gone stays gone."""
+        key = serialise({"pk": version["pk"], "sk": version["sk"]})
+        if expires is None:
+            change: dict[str, Any] = {"UpdateExpression": "REMOVE expiresAt"}
+        else:
+            change = {
+                "UpdateExpression": "SET expiresAt = :expires",
+                "ExpressionAttributeValues": serialise({":expires": expires}),
+            }
+        self._conditional(
+            self._client.update_item,
+            TableName=self.table_name,
+            Key=key,
+            ConditionExpression="attribute_exists(pk)",
+            **change,
+        )
 
     def _put_version(self, version: dict[str, Any]) -> None:
         # A condition that fails: this copy is kept already.

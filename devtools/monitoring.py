@@ -25,7 +25,8 @@ NAMESPACE = "NxcloudCdr"
 SYNC_KIND = "cc_cdr"
 KINDS = list(PUSH_KINDS)
 PUSH_FUNCTIONS = [kind.function for kind in PUSH_KINDS.values()]
-FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction"]
+FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction", "RecordingArchiverFunction"]
+RECORDINGS = "archive"
 PUSH_FUNCTION_LOG_GROUPS = [f"/aws/lambda/${{{function}}}" for function in PUSH_FUNCTIONS]
 
 Series = tuple[str, str, str, str]  # namespace, metric, dimension, value
@@ -40,6 +41,10 @@ def _push_lines(metric: str, suffix: str = "", stat: str = "Sum") -> list[list[A
 
 def _sync_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
     return [[NAMESPACE, metric, "Sync", SYNC_KIND, {"label": metric, "stat": stat}] for metric in metrics]
+
+
+def _recording_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
+    return [[NAMESPACE, metric, "Recordings", RECORDINGS, {"label": metric, "stat": stat}] for metric in metrics]
 
 
 def _lambda_lines(metric: str, stat: str) -> list[list[Any]]:
@@ -163,6 +168,42 @@ def dashboard() -> dict[str, Any]:
             stat="p99",
         ),
         _widget("API requests", _api_lines("Count", "Sum"), 16, 32),
+        _widget(
+            "Recordings archived, failed, store errors",
+            _recording_lines(["RecordingsArchived", "RecordingFailures", "RecordingStoreErrors"]),
+            0,
+            38,
+        ),
+        _widget(
+            "Recordings: bytes archived, and records given up (on-failure queue)",
+            _recording_lines(["RecordingBytes"])
+            + [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    "${RecordingFailuresQueue.QueueName}",
+                    {"label": "given up", "stat": "Maximum", "yAxis": "right"},
+                ]
+            ],
+            8,
+            38,
+        ),
+        _widget(
+            "Recordings: archiver behind the table (stream iterator age, ms)",
+            [
+                [
+                    "AWS/Lambda",
+                    "IteratorAge",
+                    "FunctionName",
+                    "${RecordingArchiverFunction}",
+                    {"label": "iterator age", "stat": "Maximum"},
+                ]
+            ],
+            16,
+            38,
+            stat="Maximum",
+        ),
     ]
     return {"widgets": widgets}
 
@@ -234,6 +275,10 @@ def _sync(metric: str) -> Series:
     return (NAMESPACE, metric, "Sync", SYNC_KIND)
 
 
+def _recordings(metric: str) -> Series:
+    return (NAMESPACE, metric, "Recordings", RECORDINGS)
+
+
 def _lambda(metric: str) -> list[Series]:
     return [("AWS/Lambda", metric, "FunctionName", f"!Ref {function}") for function in FUNCTIONS]
 
@@ -297,6 +342,46 @@ def alarms() -> list[str]:
             "A function was throttled; pushes were answered 5xx meanwhile.",
             _metrics_yaml(_lambda("Throttles"), "Throttles"),
             1,
+        ),
+        _alarm(
+            "RecordingFailuresAlarm",
+            "A recording could not be archived after its retries (a 404, a timeout, not audio, "
+            "a host off the allow-list), or the archiver could not record it on the item.",
+            _metrics_yaml(
+                [_recordings("RecordingFailures"), _recordings("RecordingStoreErrors")],
+                "RecordingFailures and RecordingStoreErrors",
+                period=3600,
+            ),
+            1,
+        ),
+        _alarm(
+            "RecordingsGivenUpAlarm",
+            "The archiver gave up on stream records after every retry: they are in the "
+            "RecordingFailuresQueue, their calls in nxcdr recordings --failed.",
+            _metrics_yaml(
+                [
+                    (
+                        "AWS/SQS",
+                        "ApproximateNumberOfMessagesVisible",
+                        "QueueName",
+                        "!GetAtt RecordingFailuresQueue.QueueName",
+                    )
+                ],
+                "Messages in RecordingFailuresQueue",
+                stat="Maximum",
+            ),
+            1,
+        ),
+        _alarm(
+            "RecordingsBehindAlarm",
+            "The archiver is more than an hour behind the table (the stream keeps records for 24 hours).",
+            _metrics_yaml(
+                [("AWS/Lambda", "IteratorAge", "FunctionName", "!Ref RecordingArchiverFunction")],
+                "IteratorAge",
+                stat="Maximum",
+            ),
+            3_600_000,
+            comparison="GreaterThanThreshold",
         ),
         _alarm(
             "NoRecordsAlarm",

@@ -150,3 +150,37 @@ class SyncSettings(StoreSettings):
         super().check()
         if self.overlap_seconds >= self.window_max_seconds:
             raise ValueError("SYNC_OVERLAP_SECONDS must be smaller than SYNC_WINDOW_MAX_SECONDS, or no run progresses")
+
+
+@dataclass(frozen=True)
+class RecordingSettings(StoreSettings):
+    """The recording archiver's (template parameters Recording*)."""
+
+    bucket: str = setting("RECORDINGS_BUCKET", "")
+    # Comma-separated host names, "*.example.com" for a domain's hosts.
+    hosts: str = setting("RECORDING_HOSTS", "remote.record.nxcloud.com,*.nxcloud.com", minimum=1)
+    max_megabytes: int = setting("RECORDING_MAX_MEGABYTES", 200, minimum=1)
+    # Each read of the download (a host that stops answering) and the whole download.
+    timeout_seconds: float = setting("RECORDING_TIMEOUT_SECONDS", 20.0, above=0)
+    download_seconds: float = setting("RECORDING_DOWNLOAD_SECONDS", 120.0, above=0)
+    attempts: int = setting("RECORDING_ATTEMPTS", 3, minimum=1)
+    backoff_seconds: float = setting("RECORDING_BACKOFF_SECONDS", 2.0, minimum=0)
+    # Local runs and tests only (the template declares them empty): addresses fetched
+    # although not public, and a CA bundle to trust (the local stand-in's).
+    allowed_networks: str = setting("RECORDING_ALLOWED_NETWORKS", "")
+    ca_file: str = setting("RECORDING_CA_FILE", "")
+
+    def check(self) -> None:
+        super().check()
+        if not self.bucket:
+            raise ValueError("RECORDINGS_BUCKET is not set")
+        if not [host for host in self.hosts.split(",") if host.strip()]:
+            raise ValueError("RECORDING_HOSTS must name at least one host")
+        import ipaddress  # noqa: PLC0415 - the archiver's alone
+
+        try:
+            for part in self.allowed_networks.split(","):
+                if part.strip():
+                    ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError as exc:
+            raise ValueError("RECORDING_ALLOWED_NETWORKS must be comma-separated networks (CIDR)") from exc

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import enums
 from .outcomes import Direction, HangupBy, Outcome
+from .recording_links import recording_links
 from .records import CallRecord, completeness, content_hash
 from .storable import number_ok
 from .times import epoch_ms, iso_utc
@@ -109,6 +110,7 @@ class Normaliser:
             completeness=completeness(payload),
             latest_ms=self.latest_ms,
             problems=tuple(self.problems),
+            recordings=recording_links(kind, payload),
             **values,
         )
 

@@ -42,6 +42,8 @@ class CallRecord:
     # Fields that could not be normalised (left out of the normalised forms; ``raw``
     # keeps their exact values), as "<field>: <why>".
     problems: tuple[str, ...] = ()
+    # (name, link) of each recording the body links to (:mod:`.recording_links`).
+    recordings: tuple[tuple[str, str], ...] = ()
 
     @property
     def rank(self) -> str:

@@ -42,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import merge, nxjson
 from .dynamodb_types import deserialise, item_size, serialise, write_units
 from .kinds import RECORD_KINDS
+from .recording_links import ARCHIVE, FAILED, PENDING, STATE, archive_state
 from .records import CallRecord, copy_rank
 from .storable import (
     MAX_ID_BYTES,
@@ -145,6 +146,8 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
         "rank": record.rank,
         "receivedAt": iso_utc(received_at),
         "expiresAt": expires_at(indexed_at, retention_days),
+        # What the table's stream passes to the recording archiver.
+        STATE: PENDING if record.recordings else None,
     }
     for name in _INDEX_ATTRIBUTES:
         value = item[name]
@@ -226,7 +229,7 @@ def _latest_time_ms(fields: dict[str, Any]) -> int:
     return latest
 
 
-def _unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
+def unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
     """The condition that the item is still ``stored``: its revision (every change of an
     item after its first write counts one), or for an item never changed, its rank
     (which ends in its content hash; the hash itself for an item from before ranks)."""
@@ -299,6 +302,15 @@ def _with_provenance(item: dict[str, Any], provenance: dict[str, Any]) -> dict[s
     if "raw" not in updated:
         return updated
     return _raw_compressed_if_cheaper(updated)[0]
+
+
+def _with_archive(item: dict[str, Any], stored: dict[str, Any], shown: CallRecord) -> dict[str, Any]:
+    """A merged item keeps what the archiver recorded of the links it still has (its
+    recordings are not fetched again); a link that is new, changed or failed makes it
+    pending, so that the archiver (which the stream wakes) tries it."""
+    values = archive_state(shown.recordings, dict(stored.get(ARCHIVE) or {}))
+    kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED)}
+    return {**kept, **values}
 
 
 _BATCH_ATTEMPTS = 8
@@ -464,6 +476,7 @@ class RecordWriter:
         merged_item = _with_provenance(
             merged_item, _provenance(stored, list(copies.values()), {str(new["source"])}, None)
         )
+        merged_item = _with_archive(merged_item, stored, shown)
         for sk, version in copies.items():  # new versions: kept as long as the record they make up
             if sk not in exists:
                 version.pop("expiresAt", None)
@@ -513,7 +526,7 @@ class RecordWriter:
         """Write the item if the stored one is still ``stored``; False when another
         writer changed it since it was read."""
         return self._conditional(
-            self._client.put_item, TableName=self.table_name, Item=serialise(item), **_unchanged_since(stored)
+            self._client.put_item, TableName=self.table_name, Item=serialise(item), **unchanged_since(stored)
         )
 
     # -- many records (the sync's pages) ------------------------------------------------

@@ -1,0 +1,299 @@
+"""An item's recordings archived to S3 and recorded on the item.
+
+Safe to run any number of times, in any order, beside any writer:
+
+- a recording the item already shows archived from the same link is not fetched again;
+- the object's key is a function of the record and the recording
+  (``recordings/YYYY/MM/DD/<kind>/<call id>[-<name>].<ext>``, the call's UTC start
+  date), so a second archive of it writes the same object;
+- the item is updated only if it is still the one read (its ``revision``, which the
+  update counts too, as every change does): a newer copy of the record is never undone,
+  and the archiver reads it and records what still applies to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .. import nxjson
+from ..config import RecordingSettings
+from ..dynamodb_types import deserialise, serialise
+from ..recording_links import (
+    ARCHIVE,
+    ARCHIVED,
+    FAILED,
+    FAILED_STATE,
+    STATE,
+    archive_state,
+    is_archived,
+    recording_links,
+)
+from ..store import StoreError, is_condition_failure, readable, record_id
+from ..times import iso_utc
+from ..write_rule import unchanged_since
+from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
+from .upload import PART_BYTES, UploadError, upload
+
+PREFIX = "recordings"
+# S3 keys hold 1024 bytes; an id that would not fit is named by its hash.
+_MAX_ID_KEY_BYTES = 600
+# How often the item is read again when another writer changed it meanwhile.
+_MAX_ROUNDS = 5
+# Time kept back at the end of an invocation for the item's update.
+_MARGIN_S = 3.0
+
+
+def object_key(item: dict[str, Any], name: str, extension: str) -> str:
+    """Where a recording of a stored record goes: readable, and one key per recording."""
+    nxcloud_id, kind = record_id(item)
+    start = str(item.get("callStartUtc") or item.get("receivedAt") or "")
+    try:
+        day = datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y/%m/%d")
+    except ValueError:
+        day = "undated"
+    shown = quote(nxcloud_id, safe="-_.")
+    if len(shown) > _MAX_ID_KEY_BYTES or shown in ("", ".", ".."):
+        shown = "id-" + hashlib.sha256(nxcloud_id.encode("utf-8", "surrogatepass")).hexdigest()
+    suffix = "" if name == "call" else f"-{name}"
+    return f"{PREFIX}/{day}/{quote(kind, safe='_')}/{shown}{suffix}.{extension}"
+
+
+def links_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The recordings a stored item links to, from the body it keeps."""
+    _, kind = record_id(item)
+    try:
+        payload = nxjson.loads(str(readable(item).get("raw", "")), duplicates="keep", constants=True)
+    except (ValueError, RecursionError):
+        return ()
+    return recording_links(kind, payload)
+
+
+@dataclass
+class ItemOutcome:
+    archived: int = 0
+    bytes: int = 0
+    failures: list[FetchError] = field(default_factory=list)
+
+    @property
+    def retry(self) -> bool:
+        """Whether a failure may pass if the stream's record is tried again."""
+        return any(failure.retryable for failure in self.failures)
+
+
+class RecordingArchiver:
+    def __init__(
+        self,
+        dynamodb: Any,
+        table_name: str,
+        s3: Any,
+        bucket: str,
+        policy: FetchPolicy,
+        *,
+        attempts: int = 3,
+        backoff_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._dynamodb = dynamodb
+        self.table_name = table_name
+        self._s3 = s3
+        self.bucket = bucket
+        self.policy = policy
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._sleep = sleep
+        self._clock = clock
+
+    @classmethod
+    def from_settings(cls, dynamodb: Any, s3: Any, settings: RecordingSettings) -> RecordingArchiver:
+        policy = FetchPolicy(
+            hosts=tuple(host.strip() for host in settings.hosts.split(",") if host.strip()),
+            max_bytes=settings.max_megabytes * 1024 * 1024,
+            timeout_s=settings.timeout_seconds,
+            max_seconds=settings.download_seconds,
+            allowed_networks=parse_networks(settings.allowed_networks),
+            ca_file=settings.ca_file or None,
+        )
+        return cls(
+            dynamodb,
+            settings.table_name,
+            s3,
+            settings.bucket,
+            policy,
+            attempts=settings.attempts,
+            backoff_s=settings.backoff_seconds,
+        )
+
+    def archive(self, key: dict[str, Any], time_left: Callable[[], float] = lambda: 900.0) -> ItemOutcome:
+        """Archive every recording of the item at ``key`` that it does not show
+        archived, and record the outcome on it. :class:`StoreError` when DynamoDB did
+        not confirm (the stream's record is tried again)."""
+        outcome = ItemOutcome()
+        done: dict[tuple[str, str], dict[str, Any]] = {}
+        for _ in range(_MAX_ROUNDS):
+            stored = self._get(key)
+            if stored is None or STATE not in stored:
+                return outcome
+            links = links_of(stored)
+            archive = dict(stored.get(ARCHIVE) or {})
+            todo = [(name, link) for name, link in links if not is_archived(archive.get(name), link)]
+            if not todo and stored[STATE] == ARCHIVED and FAILED not in stored:
+                return outcome  # a stream record older than the item: nothing left to do
+            for name, link in todo:
+                if (name, link) not in done:
+                    done[(name, link)] = self._one(stored, (name, link), archive.get(name), time_left, outcome)
+                archive[name] = done[(name, link)]
+            if self._record(stored, links, archive):
+                return outcome
+        raise StoreError("the item kept changing while its recordings were recorded; retry")
+
+    def _one(
+        self,
+        stored: dict[str, Any],
+        recording: tuple[str, str],
+        previous: Any,
+        time_left: Callable[[], float],
+        outcome: ItemOutcome,
+    ) -> dict[str, Any]:
+        name, link = recording
+        tried = int(previous.get("attempts", 0)) if isinstance(previous, dict) and previous.get("url") == link else 0
+        error: FetchError | None = None
+        for attempt in range(self._attempts):
+            tried += 1
+            try:
+                entry = self._fetch(stored, name, link)
+            except FetchError as exc:
+                error = exc
+            except UploadError as exc:
+                error = FetchError("store", str(exc), retryable=True)
+            else:
+                outcome.archived += 1
+                outcome.bytes += int(entry["bytes"])
+                return entry
+            pause = self._backoff_s * 2**attempt
+            last = attempt + 1 >= self._attempts
+            if last or not error.retryable or time_left() < pause + self.policy.max_seconds + _MARGIN_S:
+                break
+            self._sleep(pause)
+        assert error is not None
+        outcome.failures.append(error)
+        return {
+            "url": link,
+            "status": FAILED_STATE,
+            "reason": error.reason,
+            "error": str(error)[:300],
+            "retryable": error.retryable,
+            "attempts": tried,
+            "failedAt": iso_utc(self._clock()),
+        }
+
+    def _fetch(self, stored: dict[str, Any], name: str, link: str) -> dict[str, Any]:
+        with open_recording(link, self.policy) as download:
+            key = object_key(stored, name, download.extension)
+            metadata = {"recording": name, "source-url-sha256": hashlib.sha256(link.encode("utf-8")).hexdigest()}
+            uploaded = upload(
+                self._s3,
+                self.bucket,
+                key,
+                download.chunks(PART_BYTES),
+                content_type=download.content_type,
+                metadata=metadata,
+            )
+        return {
+            "url": link,
+            "status": ARCHIVED,
+            "s3Key": uploaded.key,
+            "bytes": uploaded.size,
+            "sha256": uploaded.sha256,
+            "contentType": download.content_type,
+            "archivedAt": iso_utc(self._clock()),
+        }
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            response = self._dynamodb.get_item(TableName=self.table_name, Key=serialise(key), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        item = response.get("Item")
+        return deserialise(item) if item else None
+
+    def _record(self, stored: dict[str, Any], links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -> bool:
+        """Write the recordings' outcome on the item if it is still ``stored``."""
+        values = archive_state(links, archive)
+        state = values.get(STATE)
+        if state is None:  # no link (any more): nothing to archive
+            values = {STATE: ARCHIVED}
+        elif state != ARCHIVED:
+            state = values[STATE] = FAILED_STATE
+        condition = unchanged_since(stored)
+        names = {**condition["ExpressionAttributeNames"], "#state": STATE, "#archive": ARCHIVE, "#failed": FAILED}
+        sets = ["#state = :state"]
+        attribute_values = {":state": values[STATE], ":one": 1}
+        if ARCHIVE in values:
+            sets.append("#archive = :archive")
+            attribute_values[":archive"] = values[ARCHIVE]
+        expression = "SET " + ", ".join(sets)
+        if state == FAILED_STATE:
+            expression = expression.replace("SET ", "SET #failed = :failed, ", 1)
+            attribute_values[":failed"] = FAILED_STATE
+            removed = []
+        else:
+            removed = ["#failed"]
+        if ARCHIVE not in values:
+            removed.append("#archive")
+        if removed:
+            expression += " REMOVE " + ", ".join(removed)
+        expression += " ADD #revision :one"
+        try:
+            self._dynamodb.update_item(
+                TableName=self.table_name,
+                Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
+                UpdateExpression=expression,
+                ConditionExpression=condition["ConditionExpression"],
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(attribute_values)},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
+
+
+def handle_stream(
+    event: dict[str, Any], archiver: RecordingArchiver, time_left: Callable[[], float], count: Callable[..., None]
+) -> dict[str, Any]:
+    """A batch of the table's stream (records the filter passed: items whose
+    recordings are pending): each item's recordings archived. The answer names the
+    records to try again (partial batch failures); the event source retries them a
+    bounded number of times, then sends them to the on-failure destination."""
+    failed: list[dict[str, str]] = []
+    for record in event.get("Records") or []:
+        sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
+        keys = deserialise((record.get("dynamodb") or {}).get("Keys") or {})
+        if "pk" not in keys or "sk" not in keys:
+            continue
+        try:
+            outcome = archiver.archive(keys, time_left)
+        except StoreError:
+            count("RecordingStoreErrors")
+            failed.append({"itemIdentifier": sequence})
+            continue
+        if outcome.archived:
+            count("RecordingsArchived", outcome.archived)
+            count("RecordingBytes", outcome.bytes)
+        if outcome.failures:
+            count("RecordingFailures", len(outcome.failures))
+        if outcome.retry:
+            failed.append({"itemIdentifier": sequence})
+    return {"batchItemFailures": failed}

@@ -1,0 +1,324 @@
+"""A recording download that cannot be turned against the stack (no SSRF).
+
+A link comes from a push body, which anyone who learns a push URL can send. So a link
+is followed only when:
+
+- it is ``https`` (certificate and host name checked), on a host of the allow-list
+  (``remote.record.nxcloud.com`` or ``*.nxcloud.com`` forms);
+- every address its host resolves to is public: private, loopback, link-local (the
+  instance metadata address among them), multicast and reserved addresses are refused.
+  The connection goes to the address that was checked (no second lookup a DNS answer
+  could change in between);
+- each redirect passes the same checks, at most :attr:`FetchPolicy.max_redirects`.
+
+Standard library only (``http.client``): no package in the archiver's cold start.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[str]]
+
+# Hosts NXCLOUD's documents show recording links on (seeds/pns-call-result-push.md).
+DEFAULT_HOSTS = ("remote.record.nxcloud.com", "*.nxcloud.com")
+USER_AGENT = "nxcloud-cdr-recording-archiver"
+# Content types that are no answer about the content: the first bytes decide.
+_UNTYPED = {"", "application/octet-stream", "binary/octet-stream", "application/x-download", "application/download"}
+# Magic numbers of the audio formats call platforms record in, and their extension.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"ID3", 0, "mp3"),
+    (b"RIFF", 0, "wav"),
+    (b"OggS", 0, "ogg"),
+    (b"#!AMR", 0, "amr"),
+    (b"fLaC", 0, "flac"),
+    (b"ftyp", 4, "m4a"),
+)
+_TYPE_EXTENSIONS = {
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/ogg": "ogg",
+    "audio/opus": "opus",
+    "audio/amr": "amr",
+    "audio/mp4": "m4a",
+    "audio/x-m4a": "m4a",
+    "audio/aac": "aac",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/gsm": "gsm",
+}
+AUDIO_EXTENSIONS = frozenset({*_TYPE_EXTENSIONS.values(), "wma"})
+
+
+class FetchError(Exception):
+    """A recording that could not be fetched. ``retryable``: whether trying again
+    later can help (a 404 before NXCLOUD's storage has the file, a timeout) or not
+    (a link the policy refuses, a file over the size limit)."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def refused(message: str) -> FetchError:
+    return FetchError("refused", message, retryable=False)
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    hosts: tuple[str, ...] = DEFAULT_HOSTS
+    max_bytes: int = 200 * 1024 * 1024
+    timeout_s: float = 20.0
+    # The whole download: a host that trickles a byte at a time is cut off too.
+    max_seconds: float = 120.0
+    max_redirects: int = 3
+    # Addresses fetched although not public: none in a deployed stack (the local stack
+    # allows its loopback stand-in).
+    allowed_networks: tuple[Network, ...] = ()
+    # A CA bundle to trust instead of the system's (the local stand-in's).
+    ca_file: str | None = None
+    resolver: Resolver | None = field(default=None, compare=False)
+
+    def host_allowed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for entry in self.hosts:
+            pattern = entry.strip().lower().rstrip(".")
+            if pattern.startswith("*.") and host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+                return True
+            if host == pattern:
+                return True
+        return False
+
+    def address_allowed(self, address: Address) -> bool:
+        if any(address in network for network in self.allowed_networks):
+            return True
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_global and not address.is_multicast
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    host: str
+    port: int
+    path: str
+    address: str
+
+
+def check_link(url: str, policy: FetchPolicy) -> Target:
+    """The address a link may be fetched from; :class:`FetchError` (``refused``) when
+    the policy does not allow it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 443
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise refused(f"not a URL: {exc}") from exc
+    if parts.scheme.lower() != "https":
+        raise refused(f"only https links are fetched, not {parts.scheme or 'a relative link'}")
+    if parts.username or parts.password:
+        raise refused("links with credentials are not fetched")
+    if not host:
+        raise refused("the link has no host")
+    if not policy.host_allowed(host):
+        raise refused(f"host {host} is not on the allow-list (RecordingHosts)")
+    try:
+        literal: Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    try:
+        addresses = [host] if literal else (policy.resolver or _resolve)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise FetchError("unreachable", f"host {host} does not resolve: {exc}", retryable=True) from exc
+    if not addresses:
+        raise FetchError("unreachable", f"host {host} does not resolve", retryable=True)
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if not policy.address_allowed(address):
+            raise refused(f"host {host} resolves to a non-public address")
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    return Target(url, host, port, path, addresses[0])
+
+
+class _PinnedConnection(http.client.HTTPSConnection):
+    """HTTPS to the address checked, with the host's name for SNI and the certificate."""
+
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=context)
+        self._address = target.address
+        self._context = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _context(policy: FetchPolicy) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=policy.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@dataclass
+class Download:
+    """An open answer: read it with :meth:`chunks` (bounded memory), then close it."""
+
+    url: str
+    content_type: str
+    length: int | None
+    extension: str
+    first: bytes
+    _response: http.client.HTTPResponse
+    _connection: http.client.HTTPSConnection
+    _max_bytes: int
+    _deadline: float
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body in pieces of at most ``size`` bytes; :class:`FetchError` if it
+        grows beyond the limit or the connection fails midway."""
+        total = len(self.first)
+        pending = self.first
+        while True:
+            while len(pending) < size:
+                try:
+                    more = self._response.read(size - len(pending))
+                except (OSError, http.client.HTTPException) as exc:
+                    raise FetchError("interrupted", f"the download failed midway: {exc}", retryable=True) from exc
+                if not more:
+                    break
+                if time.monotonic() > self._deadline:
+                    raise FetchError("timeout", "the download took too long", retryable=True)
+                total += len(more)
+                if total > self._max_bytes:
+                    raise FetchError("too_large", f"the recording is over {self._max_bytes} bytes", retryable=False)
+                pending += more
+            if pending:
+                yield pending
+            if len(pending) < size:
+                break
+            pending = b""
+        if self.length is not None and total != self.length:
+            raise FetchError("interrupted", f"got {total} of {self.length} bytes", retryable=True)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def audio_extension(url: str, content_type: str, first: bytes) -> str | None:
+    """The file's extension when it is audio (by its type, or its first bytes when
+    the type says nothing), else None."""
+    sniffed = next((ext for magic, at, ext in _MAGIC if first[at : at + len(magic)] == magic), None)
+    if sniffed is None and len(first) >= 2 and first[0] == 0xFF and first[1] & 0xE0 == 0xE0:
+        sniffed = "mp3"  # an MPEG audio frame header
+    suffix = urlsplit(url).path.rsplit(".", 1)[-1].lower() if "." in urlsplit(url).path else ""
+    if content_type.startswith("audio/"):
+        return _TYPE_EXTENSIONS.get(content_type) or (suffix if suffix in AUDIO_EXTENSIONS else sniffed or "audio")
+    if content_type in _UNTYPED and sniffed:
+        return suffix if suffix in AUDIO_EXTENSIONS else sniffed
+    return None
+
+
+def open_recording(url: str, policy: FetchPolicy) -> Download:
+    """Open the recording at ``url`` (redirects followed, each checked). The caller
+    closes the :class:`Download`."""
+    deadline = time.monotonic() + policy.max_seconds
+    context = _context(policy)
+    current = url
+    for _ in range(policy.max_redirects + 1):
+        target = check_link(current, policy)
+        connection = _PinnedConnection(target, policy.timeout_s, context)
+        try:
+            connection.request("GET", target.path, headers={"User-Agent": USER_AGENT, "Accept": "audio/*, */*;q=0.1"})
+            response = connection.getresponse()
+        except TimeoutError as exc:
+            connection.close()
+            message = f"no answer from {target.host} in {policy.timeout_s:g} s"
+            raise FetchError("timeout", message, retryable=True) from exc
+        except ssl.SSLError as exc:
+            connection.close()
+            raise FetchError("tls", f"TLS with {target.host} failed: {exc.reason or exc}", retryable=True) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise FetchError("unreachable", f"{target.host}: {exc}", retryable=True) from exc
+        if response.status in (301, 302, 303, 307, 308):
+            location = response.getheader("Location") or ""
+            connection.close()
+            if not location:
+                raise FetchError("http", f"HTTP {response.status} without a Location", retryable=True)
+            current = urljoin(current, location)
+            continue
+        try:
+            return _opened(current, response, connection, policy, deadline)
+        except BaseException:
+            connection.close()
+            raise
+    raise FetchError("redirects", f"more than {policy.max_redirects} redirects", retryable=False)
+
+
+def _opened(
+    url: str,
+    response: http.client.HTTPResponse,
+    connection: http.client.HTTPSConnection,
+    policy: FetchPolicy,
+    deadline: float,
+) -> Download:
+    if response.status != 200:
+        # 404: NXCLOUD's storage may not have the file yet. 5xx: theirs to fix.
+        raise FetchError("http", f"HTTP {response.status} from {urlsplit(url).hostname}", retryable=True)
+    length_header = response.getheader("Content-Length")
+    length = int(length_header) if length_header and length_header.strip().isdigit() else None
+    if length is not None and length > policy.max_bytes:
+        raise FetchError("too_large", f"the recording is {length} bytes, over {policy.max_bytes}", retryable=False)
+    content_type = _media_type(response.getheader("Content-Type"))
+    try:
+        first = response.read(64)
+    except TimeoutError as exc:
+        raise FetchError("timeout", f"no data in {policy.timeout_s:g} s", retryable=True) from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise FetchError("interrupted", f"the download failed: {exc}", retryable=True) from exc
+    if not first:
+        raise FetchError("empty", "the recording is empty", retryable=True)
+    extension = audio_extension(url, content_type, first)
+    if extension is None:
+        # A page in place of the file (an error page answered 200, say): retried, since
+        # storage may answer the file later.
+        raise FetchError("not_audio", f"not audio: {content_type or 'no content type'}", retryable=True)
+    content_type = content_type or "application/octet-stream"
+    return Download(url, content_type, length, extension, first, response, connection, policy.max_bytes, deadline)

@@ -120,6 +120,33 @@ SYNC_EVENTS: dict[str, dict[str, Any]] = {
         "detail": {},
     },
     "cc-cdr-sync-backfill.json": {"from": "2024-01-01T00:00:00Z", "to": "2024-01-08T00:00:00Z"},
+    # The table's stream, as the recording archiver receives it (the filter passed it: the
+    # PNS sample's record, its recording pending). The archiver reads the item itself.
+    "recording-archiver-stream.json": {
+        "Records": [
+            {
+                "eventID": "c81e728d9d4c2f636f067f89cc14862c",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1700000000,
+                    "Keys": {"pk": {"S": "ID#1604763745256783872"}, "sk": {"S": "pns_call_result"}},
+                    "NewImage": {
+                        "pk": {"S": "ID#1604763745256783872"},
+                        "sk": {"S": "pns_call_result"},
+                        "recordingState": {"S": "pending"},
+                    },
+                    "SequenceNumber": "100000000000000000001",
+                    "SizeBytes": 120,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/nxcloud-cdr-records"
+                "/stream/2024-01-01T00:00:00.000",
+            }
+        ]
+    },
 }
 
 

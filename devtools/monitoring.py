@@ -176,15 +176,15 @@ def dashboard() -> dict[str, Any]:
         ),
         _widget(
             "Recordings: bytes archived, and records given up (on-failure queue)",
-            _recording_lines(["RecordingBytes"])
-            + [
+            [
+                *_recording_lines(["RecordingBytes"]),
                 [
                     "AWS/SQS",
                     "ApproximateNumberOfMessagesVisible",
                     "QueueName",
                     "${RecordingFailuresQueue.QueueName}",
                     {"label": "given up", "stat": "Maximum", "yAxis": "right"},
-                ]
+                ],
             ],
             8,
             38,

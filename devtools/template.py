@@ -109,6 +109,9 @@ def create_table_requests(
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
         }
+        if props.get("StreamSpecification"):
+            view = props["StreamSpecification"]["StreamViewType"]
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
         if props.get("GlobalSecondaryIndexes"):
             request["GlobalSecondaryIndexes"] = [
                 {"IndexName": gsi["IndexName"], "KeySchema": gsi["KeySchema"], "Projection": gsi["Projection"]}
@@ -198,3 +201,37 @@ def function_timeout(function: str, template: dict[str, Any] | None = None) -> i
     template = template or load_template()
     own = template["Resources"][function]["Properties"].get("Timeout")
     return int(own or template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """A function's DynamoDB stream event source, as the template sets it."""
+
+    function: str
+    table: str  # the table's logical id
+    batch_size: int
+    max_retries: int
+    patterns: tuple[dict[str, Any], ...]
+
+
+def stream_sources(template: dict[str, Any] | None = None) -> list[StreamSource]:
+    import json  # noqa: PLC0415
+
+    template = template or load_template()
+    sources = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] != "DynamoDB":
+                continue
+            props = event["Properties"]
+            filters = (props.get("FilterCriteria") or {}).get("Filters") or []
+            sources.append(
+                StreamSource(
+                    name,
+                    props["Stream"]["Fn::GetAtt"][0],
+                    int(props.get("BatchSize", 100)),
+                    int(props.get("MaximumRetryAttempts", -1)),
+                    tuple(json.loads(entry["Pattern"]) for entry in filters),
+                )
+            )
+    return sources

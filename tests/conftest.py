@@ -27,7 +27,12 @@ FUNCTIONS = {
     "CcCallLogFunction": REPO_ROOT / "functions" / "cc_call_log" / "app.py",
 }
 SYNC_FUNCTION = "CcCdrSyncFunction"
-ALL_FUNCTIONS = {**FUNCTIONS, SYNC_FUNCTION: REPO_ROOT / "functions" / "cc_cdr_sync" / "app.py"}
+ARCHIVER_FUNCTION = "RecordingArchiverFunction"
+ALL_FUNCTIONS = {
+    **FUNCTIONS,
+    SYNC_FUNCTION: REPO_ROOT / "functions" / "cc_cdr_sync" / "app.py",
+    ARCHIVER_FUNCTION: REPO_ROOT / "functions" / "recording_archiver" / "app.py",
+}
 
 # Never reach a real account from a test, whatever the developer's shell holds.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):

@@ -35,6 +35,8 @@ BY_DID = "ByDid"
 BY_DID_Y = "ByDidY"
 BY_BIND_ID = "ByBindId"
 BY_CUSTOMER_BIND_ID = "ByCustomerBindId"
+# Sparse: the records whose recording failed to archive (:mod:`.recording_links`).
+BY_RECORDING_FAILURE = "ByRecordingFailure"
 INDEX_KEYS = {
     BY_TIME: "timeBucket",
     BY_CALLER: "callerNumber",
@@ -43,6 +45,7 @@ INDEX_KEYS = {
     BY_DID_Y: "didYNumber",
     BY_BIND_ID: "bindId",
     BY_CUSTOMER_BIND_ID: "customerBindId",
+    BY_RECORDING_FAILURE: "recordingFailed",
 }
 NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID, BY_DID_Y)
 # Indexes a deployment may leave out (template parameters), to save a write unit per record.
@@ -419,3 +422,35 @@ class CallStore:
         start_key = _decode_cursor(cursor) if cursor else None
         items, last = self._query_index(index, str(key), limit=limit, newest_first=True, start_key=start_key)
         return Page(items, _encode_cursor(last) if last else None)
+
+    def recording_failures(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records with a recording that failed to archive, newest call first."""
+        self._require(BY_RECORDING_FAILURE)
+        start_key = _decode_cursor(cursor) if cursor else None
+        items, last = self._query_index(
+            BY_RECORDING_FAILURE, "failed", limit=limit, newest_first=True, start_key=start_key
+        )
+        return Page(items, _encode_cursor(last) if last else None)
+
+    def pending_recordings(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records whose recordings are still pending: the archiver is off, behind, or
+        missed them. A Scan of the whole table (its read cost is the table's size):
+        for an operator's occasional look, not for a schedule."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "#state = :pending",
+            "ExpressionAttributeNames": {"#state": "recordingState"},
+            "ExpressionAttributeValues": serialise({":pending": "pending"}),
+        }
+        if cursor:
+            arguments["ExclusiveStartKey"] = _decode_cursor(cursor)
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.scan(**arguments)
+            items.extend(readable(deserialise(item)) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return Page(items, None)
+            if len(items) >= limit:
+                return Page(items, _encode_cursor(last))
+            arguments["ExclusiveStartKey"] = last

@@ -31,6 +31,7 @@ from ..recording_links import (
     ARCHIVED,
     FAILED,
     FAILED_STATE,
+    PENDING,
     STATE,
     archive_state,
     is_archived,
@@ -268,6 +269,34 @@ class RecordingArchiver:
         except BotoCoreError as exc:
             raise StoreError(str(exc)) from exc
         return True
+
+
+def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any]) -> bool:
+    """Mark a stored item's recordings pending again, so that the stream hands it to
+    the archiver (``nxcdr recordings retry``). False when the item changed since it
+    was read (the caller reads it again) or has no recording."""
+    if STATE not in item:
+        return False
+    condition = unchanged_since(item)
+    try:
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=serialise({"pk": item["pk"], "sk": item["sk"]}),
+            UpdateExpression="SET #state = :pending ADD #revision :one",
+            ConditionExpression=condition["ConditionExpression"],
+            ExpressionAttributeNames={**condition["ExpressionAttributeNames"], "#state": STATE},
+            ExpressionAttributeValues={
+                **condition["ExpressionAttributeValues"],
+                **serialise({":pending": PENDING, ":one": 1}),
+            },
+        )
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise StoreError(str(exc)) from exc
+    except BotoCoreError as exc:
+        raise StoreError(str(exc)) from exc
+    return True
 
 
 def handle_stream(

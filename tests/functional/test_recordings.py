@@ -1,0 +1,302 @@
+"""Recordings archived from the table's stream: a push, a callback or the sync writes a
+record with a link; DynamoDB Local's stream (the template's filter, batch size and
+retries, devtools/streams.py) hands it to the archiver function, which fetches from a
+real HTTPS server on loopback and writes to S3 (moto's server)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nxcloud_cdr.recordings import handler as archiver_handler
+from nxcloud_cdr.recordings.archiver import request_retry
+from nxcloud_cdr.store import CallStore
+
+from devtools.dynamodb_local import DynamoDBLocal
+from devtools.recording_host import MP3_HEADER, RecordingHost
+from devtools.s3_local import LocalS3
+from devtools.streams import StreamPump
+from devtools.template import stream_sources
+from tests.conftest import ARCHIVER_FUNCTION, body_of, event_with_body, load_event
+
+ATTEMPTS = 2
+
+
+@pytest.fixture(scope="session")
+def local_s3() -> Iterator[LocalS3]:
+    with LocalS3() as s3:
+        yield s3
+
+
+@pytest.fixture(scope="session")
+def recording_host() -> Iterator[RecordingHost]:
+    with RecordingHost() as host:
+        yield host
+
+
+@pytest.fixture
+def bucket(ddb, push_env, local_s3: LocalS3, recording_host: RecordingHost, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A bucket of this test's own, and the archiver's environment as `make local` sets it."""
+    name = f"recordings-{uuid.uuid4().hex[:12]}"
+    local_s3.client().create_bucket(Bucket=name)
+    env = {
+        "RECORDINGS_BUCKET": name,
+        "AWS_ENDPOINT_URL_S3": local_s3.endpoint,
+        "RECORDING_HOSTS": "localhost",
+        "RECORDING_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "RECORDING_CA_FILE": recording_host.ca_file,
+        "RECORDING_ATTEMPTS": str(ATTEMPTS),
+        "RECORDING_BACKOFF_SECONDS": "0",
+        "RECORDING_TIMEOUT_SECONDS": "2",
+    }
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(archiver_handler, "_archiver", None)
+    return name
+
+
+@pytest.fixture
+def pump(bucket: str, dynamodb_local: DynamoDBLocal, push_env, invoke) -> StreamPump:
+    [source] = stream_sources()
+    assert source.function == ARCHIVER_FUNCTION
+    return StreamPump(
+        dynamodb_local.endpoint,
+        push_env["TABLE_NAME"],
+        source,
+        lambda event, _context: invoke(ARCHIVER_FUNCTION, event),
+        lambda: None,
+    )
+
+
+def push_pns(invoke: Any, call_id: str, link: str | None, **extra: Any) -> dict[str, Any]:
+    body = json.loads(load_event("pns-call-result.json")["body"])
+    body.update(callId=call_id, recordFile=link, **extra)
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(body)))
+    assert response["statusCode"] == 200, response
+    return body_of(response)
+
+
+def item_of(store: CallStore, call_id: str, kind: str = "pns_call_result") -> dict[str, Any]:
+    [item] = store.get(call_id, kind)
+    return item
+
+
+def s3_body(local_s3: LocalS3, bucket: str, key: str) -> bytes:
+    data: bytes = local_s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return data
+
+
+def test_a_pushed_link_ends_archived_with_its_key_size_and_checksum_on_the_item(
+    invoke, store, pump, recording_host, local_s3, bucket
+):
+    body = MP3_HEADER + b"call audio" * 1000
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=body)
+    push_pns(invoke, "rec-1", link)
+    assert item_of(store, "rec-1")["recordingState"] == "pending"
+
+    pump.drain()
+
+    item = item_of(store, "rec-1")
+    entry = item["recordings"]["call"]
+    assert item["recordingState"] == "archived"
+    assert "recordingFailed" not in item
+    assert entry["s3Key"] == "recordings/2022/12/19/pns_call_result/rec-1.mp3"
+    assert (entry["url"], entry["bytes"], entry["sha256"]) == (link, len(body), hashlib.sha256(body).hexdigest())
+    assert s3_body(local_s3, bucket, entry["s3Key"]) == body
+
+
+def test_a_link_archived_once_is_not_fetched_again(invoke, store, pump, recording_host):
+    path = f"pns/{uuid.uuid4().hex}.mp3"
+    link = recording_host.add(path, body=MP3_HEADER + b"x")
+    push_pns(invoke, "rec-once", link)
+    pump.drain()
+    # NXCLOUD's retry (a duplicate), and a corrected copy with the same link (a merge).
+    push_pns(invoke, "rec-once", link)
+    push_pns(invoke, "rec-once", link, callerDisplay="someone new")
+    pump.drain()
+
+    assert recording_host.routes["/" + path].hits == 1
+    assert item_of(store, "rec-once")["recordingState"] == "archived"
+
+
+def test_a_changed_link_is_archived_again_and_the_item_shows_the_new_one(
+    invoke, store, pump, recording_host, local_s3, bucket
+):
+    first = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"first")
+    push_pns(invoke, "rec-changed", first, duration=10)
+    pump.drain()
+    second = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"second, longer")
+    # A copy that knows more (its link differs): it ranks above and its link is shown.
+    push_pns(invoke, "rec-changed", second, duration=10, endTime="2022-12-19 14:52:00", extra="more")
+    pump.drain()
+
+    item = item_of(store, "rec-changed")
+    entry = item["recordings"]["call"]
+    shown = json.loads(item["raw"])["recordFile"]
+    assert entry["url"] == shown
+    assert item["recordingState"] == "archived"
+    assert s3_body(local_s3, bucket, entry["s3Key"]) == MP3_HEADER + (b"first" if shown == first else b"second, longer")
+
+
+def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
+    invoke, store, pump, recording_host, ddb, push_env
+):
+    path = f"pns/{uuid.uuid4().hex}.mp3"
+    link = recording_host.add(path, status=404, content_type="text/html", body=b"no such file")
+    push_pns(invoke, "rec-404", link)
+
+    pump.drain()
+
+    item = item_of(store, "rec-404")
+    entry = item["recordings"]["call"]
+    assert (item["recordingState"], item["recordingFailed"]) == ("failed", "failed")
+    assert (entry["status"], entry["reason"], entry["retryable"]) == ("failed", "http", True)
+    # Tried ATTEMPTS times per delivery, and the stream delivered it 1 + MaximumRetryAttempts times.
+    deliveries = 1 + pump.source.max_retries
+    assert recording_host.routes["/" + path].hits == ATTEMPTS * deliveries == entry["attempts"]
+    assert [given["keys"]["pk"]["S"] for given in pump.given_up] == ["ID#rec-404"]
+    assert [found["nxcloudId"] for found in store.recording_failures().items] == ["rec-404"]
+
+    recording_host.routes["/" + path] = type(recording_host.routes["/" + path])(body=MP3_HEADER + b"late")
+    assert request_retry(ddb, push_env["TABLE_NAME"], item)
+    pump.drain()
+
+    item = item_of(store, "rec-404")
+    assert item["recordingState"] == "archived"
+    assert "recordingFailed" not in item
+    assert store.recording_failures().items == []
+
+
+@pytest.mark.parametrize(
+    ("link", "reason"),
+    [
+        ("https://evil.example/a.mp3", "refused"),
+        ("http://localhost/a.mp3", "refused"),
+        ("https://127.0.0.1/a.mp3", "refused"),
+        ("*********.mp3", "refused"),
+    ],
+)
+def test_a_link_the_policy_refuses_is_recorded_and_never_fetched_or_retried(invoke, store, pump, link, reason):
+    push_pns(invoke, f"rec-refused-{reason}", link)
+
+    pump.drain()
+
+    entry = item_of(store, f"rec-refused-{reason}")["recordings"]["call"]
+    assert (entry["reason"], entry["retryable"], entry["attempts"]) == (reason, False, 1)
+    assert pump.given_up == []
+
+
+def test_callback_recording_and_voicemail_each_archived_under_their_own_name(
+    invoke, store, pump, recording_host, local_s3, bucket
+):
+    row = json.loads(load_event("cc-call-log.json")["body"])
+    row["recordUrl"] = recording_host.add(f"cc/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"call")
+    row["leaveMsgUrl"] = recording_host.add(
+        f"cc/{uuid.uuid4().hex}.wav", content_type="audio/wav", body=b"RIFF....WAVEfmt "
+    )
+    event = event_with_body("cc-call-log.json", json.dumps(row))
+    assert invoke("CcCallLogFunction", event)["statusCode"] == 200
+
+    pump.drain()
+
+    recordings = item_of(store, row["callId"], "cc_cdr")["recordings"]
+    assert recordings["call"]["s3Key"].endswith(f"/cc_cdr/{row['callId']}.mp3")
+    assert recordings["voicemail"]["s3Key"].endswith(f"/cc_cdr/{row['callId']}-voicemail.wav")
+    assert s3_body(local_s3, bucket, recordings["voicemail"]["s3Key"]) == b"RIFF....WAVEfmt "
+
+
+def test_each_leg_of_a_2024_call_is_archived(invoke, store, pump, recording_host):
+    event = load_event("pns-call-result-2024.json")
+    body = json.loads(event["body"])
+    for number, leg in enumerate(body["legList"]):
+        leg["callRecordFile"] = recording_host.add(
+            f"pns24/{uuid.uuid4().hex}-{number}.mp3", body=MP3_HEADER + bytes([number])
+        )
+    assert (
+        invoke("PnsCallResultFunction", event_with_body("pns-call-result-2024.json", json.dumps(body)))["statusCode"]
+        == 200
+    )
+
+    pump.drain()
+
+    recordings = item_of(store, body["callId"])["recordings"]
+    assert sorted(recordings) == [f"leg{number + 1}" for number in range(len(body["legList"]))]
+    assert all(entry["status"] == "archived" for entry in recordings.values())
+
+
+def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
+    invoke, store, pump, recording_host, monkeypatch
+):
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
+    push_pns(invoke, "rec-race", link)
+    archiver = archiver_handler.archiver()
+    real = archiver._fetch
+
+    def fetch_while_a_copy_arrives(*arguments: Any) -> dict[str, Any]:
+        push_pns(invoke, "rec-race", link, callerDisplay="arrived meanwhile")
+        return real(*arguments)
+
+    monkeypatch.setattr(archiver, "_fetch", fetch_while_a_copy_arrives)
+    pump.drain()
+
+    item = item_of(store, "rec-race")
+    assert item["recordingState"] == "archived"
+    assert "arrived meanwhile" in json.dumps(json.loads(item["raw"]))
+    assert len(item["copies"]) == 2
+
+
+def test_a_store_that_fails_is_retried_by_the_stream(invoke, store, pump, recording_host, monkeypatch):
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
+    push_pns(invoke, "rec-s3-down", link)
+    archiver = archiver_handler.archiver()
+    monkeypatch.setattr(archiver, "bucket", "no-such-bucket")
+
+    pump.drain()
+
+    entry = item_of(store, "rec-s3-down")["recordings"]["call"]
+    assert (entry["reason"], entry["retryable"]) == ("store", True)
+    assert len(pump.given_up) == 1
+    monkeypatch.undo()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    arrivals=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "none"]), st.integers(0, 3), st.booleans()), min_size=1, max_size=5
+    )
+)
+def test_whatever_arrives_in_any_order_the_item_ends_with_its_shown_link_archived(
+    arrivals: list[tuple[str, int, bool]], invoke, store, pump, recording_host, local_s3, bucket
+):
+    """Copies of one call with different links (or none), the archiver running between
+    any of them or not: once the stream is drained, the link the item shows is
+    archived, from that link, and nothing else is claimed."""
+    call_id = f"rec-any-{uuid.uuid4().hex[:8]}"
+    links = {
+        name: recording_host.add(f"any/{call_id}-{name}.mp3", body=MP3_HEADER + name.encode()) for name in ("a", "b")
+    }
+    for name, duration, drain in arrivals:
+        push_pns(invoke, call_id, links.get(name), duration=duration)
+        if drain:
+            pump.drain()
+    pump.drain()
+
+    item = item_of(store, call_id)
+    shown = json.loads(item["raw"]).get("recordFile")
+    if not shown:
+        assert "recordings" not in item or item["recordingState"] == "archived"
+        return
+    entry = item["recordings"]["call"]
+    assert (item["recordingState"], entry["url"], entry["status"]) == ("archived", shown, "archived")
+    assert s3_body(local_s3, bucket, entry["s3Key"]) == MP3_HEADER + ("a" if shown == links["a"] else "b").encode()
+
+
+def test_the_sample_stream_event_is_answered_without_failures(invoke, bucket):
+    answer: Callable[..., Any] = invoke
+    assert answer(ARCHIVER_FUNCTION, load_event("recording-archiver-stream.json")) == {"batchItemFailures": []}

@@ -1,0 +1,238 @@
+"""The recording download against a real HTTPS server on loopback (the stand-in for
+NXCLOUD's recording storage): what is fetched, and what never is."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nxcloud_cdr.recordings.fetch import FetchError, FetchPolicy, audio_extension, check_link, open_recording
+
+from devtools.recording_host import MP3_HEADER, RecordingHost, audio_bytes
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[RecordingHost]:
+    with RecordingHost() as server:
+        yield server
+
+
+@pytest.fixture
+def policy(host: RecordingHost) -> FetchPolicy:
+    """The stand-in's host allowed, and its loopback address as an exception to the
+    public-addresses-only rule (as `make local` configures it)."""
+    return FetchPolicy(hosts=("localhost",), allowed_networks=LOOPBACK, ca_file=host.ca_file, timeout_s=2.0)
+
+
+def fetch(url: str, policy: FetchPolicy, size: int = 64 * 1024) -> tuple[bytes, str, list[int]]:
+    with open_recording(url, policy) as download:
+        pieces = list(download.chunks(size))
+    return b"".join(pieces), download.extension, [len(piece) for piece in pieces]
+
+
+def test_a_recording_is_fetched_whole_with_its_type(host: RecordingHost, policy: FetchPolicy):
+    body = MP3_HEADER + b"\x00" * 5000
+    data, extension, _ = fetch(host.add("pns/small.mp3", body=body), policy)
+    assert data == body
+    assert extension == "mp3"
+
+
+def test_a_large_recording_streams_in_bounded_pieces(host: RecordingHost, policy: FetchPolicy):
+    size = 20 * 1024 * 1024 + 17
+    url = host.add("pns/large.mp3", size=size)
+    data, _, pieces = fetch(url, policy, size=1024 * 1024)
+    assert len(data) == size
+    assert max(pieces) == 1024 * 1024
+    assert hashlib.sha256(data).digest() == hashlib.sha256(b"".join(audio_bytes(size, "/pns/large.mp3"))).digest()
+
+
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        ({"status": 404, "content_type": "text/html", "body": b"missing"}, "http"),
+        ({"status": 503, "content_type": "text/plain", "body": b"busy"}, "http"),
+        ({"content_type": "text/html", "body": b"<html>login</html>"}, "not_audio"),
+        ({"content_type": "application/octet-stream", "body": b"<html>an error page</html>"}, "not_audio"),
+        ({"content_type": "audio/mpeg", "body": b""}, "empty"),
+        ({"delay": 3.0, "body": MP3_HEADER}, "timeout"),
+        ({"size": 4096, "length": 9000}, "interrupted"),
+    ],
+    ids=["404", "503", "html", "octet-stream-html", "empty", "slow", "cut-short"],
+)
+def test_answers_that_are_no_recording_fail_and_may_be_retried(
+    host: RecordingHost, policy: FetchPolicy, route: dict[str, object], reason: str
+):
+    url = host.add(f"bad/{reason}-{len(host.routes)}.mp3", **route)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, policy)
+    assert caught.value.reason == reason
+    assert caught.value.retryable
+
+
+def test_a_host_that_trickles_is_cut_off(host: RecordingHost, policy: FetchPolicy):
+    url = host.add("slow/trickle.mp3", size=64 * 1024 * 40, trickle=0.1)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, replace(policy, max_seconds=0.5), size=64 * 1024)
+    assert caught.value.reason == "timeout"
+
+
+def test_untyped_audio_is_recognised_by_its_first_bytes(host: RecordingHost, policy: FetchPolicy):
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 100
+    _, extension, _ = fetch(host.add("cc/untyped", content_type="application/octet-stream", body=wav), policy)
+    assert extension == "wav"
+    assert audio_extension("https://x/a.mp3", "audio/x-custom", b"....") == "mp3"
+    assert audio_extension("https://x/a", "", b"\xff\xfb\x90\x00") == "mp3"
+    assert audio_extension("https://x/a.mp3", "text/plain", MP3_HEADER) is None
+
+
+def test_over_the_size_limit_is_not_retried(host: RecordingHost, policy: FetchPolicy):
+    url = host.add("big/declared.mp3", size=300_000)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, replace(policy, max_bytes=100_000))
+    assert (caught.value.reason, caught.value.retryable) == ("too_large", False)
+    # A host that does not say the length up front is stopped once it passes the limit.
+    url = host.add("big/undeclared.mp3", size=300_000, length=-1)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, replace(policy, max_bytes=100))
+    assert caught.value.reason == "too_large"
+
+
+def test_a_redirect_on_the_list_is_followed(host: RecordingHost, policy: FetchPolicy):
+    target = host.add("moved/there.mp3", body=MP3_HEADER + b"1")
+    url = host.add("moved/here.mp3", status=302, location="/moved/there.mp3", body=b"")
+    assert fetch(url, policy)[0] == MP3_HEADER + b"1"
+    assert host.routes["/moved/there.mp3"].hits == 1
+    assert target
+
+
+def test_a_redirect_off_the_list_is_never_followed(host: RecordingHost, policy: FetchPolicy):
+    host.add("secret/metadata", body=MP3_HEADER)
+    off_list = host.url("secret/metadata", host="127.0.0.1")  # the same server, by a name not on the list
+    url = host.add("moved/away.mp3", status=301, location=off_list, body=b"")
+    with pytest.raises(FetchError) as caught:
+        fetch(url, policy)
+    assert (caught.value.reason, caught.value.retryable) == ("refused", False)
+    assert host.routes["/secret/metadata"].hits == 0
+
+
+def test_redirects_are_bounded(host: RecordingHost, policy: FetchPolicy):
+    url = host.add("loop.mp3", status=302, location="/loop.mp3", body=b"")
+    with pytest.raises(FetchError) as caught:
+        fetch(url, policy)
+    assert caught.value.reason == "redirects"
+    assert host.routes["/loop.mp3"].hits == policy.max_redirects + 1
+
+
+def test_a_host_off_the_list_is_never_contacted(host: RecordingHost, policy: FetchPolicy):
+    host.add("offlist.mp3", body=MP3_HEADER)
+    for url in (host.url("offlist.mp3", host="127.0.0.1"), "https://evil.example/a.mp3"):
+        with pytest.raises(FetchError) as caught:
+            fetch(url, policy)
+        assert caught.value.reason == "refused"
+    assert host.routes["/offlist.mp3"].hits == 0
+
+
+def test_a_private_address_is_never_contacted(host: RecordingHost, policy: FetchPolicy):
+    """The stand-in is on loopback: without the exception `make local` adds, its
+    allowed name resolves to a private address and is refused before any connection."""
+    host.add("private.mp3", body=MP3_HEADER)
+    with pytest.raises(FetchError) as caught:
+        fetch(host.url("private.mp3"), replace(policy, allowed_networks=()))
+    assert caught.value.reason == "refused"
+    assert host.routes["/private.mp3"].hits == 0
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "172.16.0.9", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+     "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "224.0.0.1", "255.255.255.255"],
+)  # fmt: skip
+def test_every_non_public_address_is_refused(address: str):
+    policy = FetchPolicy(hosts=("*.nxcloud.com",), resolver=lambda host, port: ["203.0.113.0", address][1:])
+    with pytest.raises(FetchError) as caught:
+        check_link("https://remote.record.nxcloud.com/a.mp3", policy)
+    assert caught.value.reason == "refused"
+    # One private address among public ones is enough to refuse the host (DNS answers rotate).
+    mixed = replace(policy, resolver=lambda host, port: ["8.8.8.8", address])
+    with pytest.raises(FetchError):
+        check_link("https://remote.record.nxcloud.com/a.mp3", mixed)
+
+
+def test_the_address_checked_is_the_one_connected_to():
+    policy = FetchPolicy(resolver=lambda host, port: ["8.8.4.4"])
+    target = check_link("https://remote.record.nxcloud.com:8443/pns/a.mp3?x=1", policy)
+    assert (target.host, target.port, target.path, target.address) == (
+        "remote.record.nxcloud.com",
+        8443,
+        "/pns/a.mp3?x=1",
+        "8.8.4.4",
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://remote.record.nxcloud.com/a.mp3",
+        "ftp://remote.record.nxcloud.com/a.mp3",
+        "file:///etc/passwd",
+        "//remote.record.nxcloud.com/a.mp3",
+        "https://user:pw@remote.record.nxcloud.com/a.mp3",
+        "https://remote.record.nxcloud.com.evil.example/a.mp3",
+        "https://evilnxcloud.com/a.mp3",
+        "https://nxcloud.com@evil.example/a.mp3",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/a.mp3",
+        "https://remote.record.nxcloud.com:99999/a.mp3",
+        "*********.mp3",
+    ],
+)
+def test_links_the_policy_refuses(url: str):
+    policy = FetchPolicy(resolver=lambda host, port: ["8.8.8.8"])
+    with pytest.raises(FetchError) as caught:
+        check_link(url, policy)
+    assert caught.value.reason == "refused"
+
+
+def test_allow_list_patterns():
+    policy = FetchPolicy(hosts=("remote.record.nxcloud.com", "*.nxcloud.com"))
+    assert policy.host_allowed("remote.record.nxcloud.com")
+    assert policy.host_allowed("REMOTE.record.nxcloud.com.")
+    assert policy.host_allowed("cc.nxcloud.com")
+    assert not policy.host_allowed("nxcloud.com")
+    assert not policy.host_allowed("evilnxcloud.com")
+    assert not policy.host_allowed("nxcloud.com.evil.example")
+
+
+def test_a_certificate_not_trusted_is_a_failure(host: RecordingHost, policy: FetchPolicy):
+    url = host.add("tls.mp3", body=MP3_HEADER)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, replace(policy, ca_file=None))
+    assert caught.value.reason in ("tls", "unreachable")
+    assert host.routes["/tls.mp3"].hits == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    url=st.one_of(
+        st.text(max_size=80), st.from_regex(r"https?://[a-z0-9.\-\[\]:@%]{0,30}(/[^\s]{0,20})?", fullmatch=True)
+    )
+)
+def test_any_link_is_either_refused_or_safe(url: str):
+    """Whatever a push body holds: a FetchError, or a public address of an allowed host."""
+    policy = FetchPolicy(
+        hosts=("*.nxcloud.com", "localhost"), resolver=lambda host, port: ["10.0.0.1"] if "1" in host else ["8.8.8.8"]
+    )
+    try:
+        target = check_link(url, policy)
+    except FetchError:
+        return
+    assert policy.host_allowed(target.host)
+    assert target.address == "8.8.8.8"
+    assert url.lower().startswith("https://")

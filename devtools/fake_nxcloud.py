@@ -46,7 +46,9 @@ DEFAULT_ACCESS_KEY = "local-access-key"
 DEFAULT_ACCESS_SECRET = "local-access-secret"  # noqa: S105
 
 
-def generate_records(count: int, start_ms: int, span_ms: int, *, seed: int = 7) -> list[dict[str, Any]]:
+def generate_records(
+    count: int, start_ms: int, span_ms: int, *, seed: int = 7, recording_base: str = "https://record.example"
+) -> list[dict[str, Any]]:
     """``count`` CDR records with start times spread over ``span_ms`` from ``start_ms``,
     in the page API's shape, including fields the doc does not list."""
     rng = random.Random(seed)  # noqa: S311 - test data, not cryptography
@@ -81,7 +83,7 @@ def generate_records(count: int, start_ms: int, span_ms: int, *, seed: int = 7) 
             "intent": None,
             "outQueueTime": started + 20 + queue_ms,
             "queueDuration": queue_ms if rng.random() < 0.5 else queue_ms // 1000,
-            "recordUrl": f"https://record.example/{number}.mp3" if answered else None,
+            "recordUrl": f"{recording_base}/{number}.mp3" if answered else None,
             "ringDuration": ring_s,
             "ringTime": started + 20 + queue_ms,
             "startTime": started,

@@ -7,7 +7,10 @@
 - Lambda's Invoke API (``POST /2015-03-31/functions/<name>/invocations``) on the same
   port, so that ``aws lambda invoke --endpoint-url`` and the ``nxcdr`` tool run the
   sync (and replays) locally exactly as against a deployed stack;
-- the stand-in NXCLOUD CDR page API, which the local sync reads.
+- the stand-in NXCLOUD CDR page API, which the local sync reads;
+- the recording archiver on the records table's stream (DynamoDB Local's, with the
+  template's filter), fetching from a stand-in of NXCLOUD's recording storage (HTTPS on
+  loopback, its own CA) into S3 (moto's server on loopback).
 
 Secrets come from ``local.env`` (git-ignored; created with local defaults on first run).
 Ctrl-C stops everything, DynamoDB Local's Java process included.
@@ -40,12 +43,24 @@ from . import REPO_ROOT
 from .dynamodb_local import DynamoDBLocal
 from .events import http_api_event
 from .fake_nxcloud import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, FakeNxcloud, generate_records
-from .template import Route, create_tables, function_environment, function_timeout, http_routes, load_template
+from .recording_host import RecordingHost
+from .s3_local import LocalS3
+from .streams import StreamPump
+from .template import (
+    Route,
+    create_tables,
+    function_environment,
+    function_timeout,
+    http_routes,
+    load_template,
+    stream_sources,
+)
 
 # Both can be moved (the end-to-end test does, so that it never touches yours).
 LOCAL_ENV = Path(os.environ.get("NXCDR_LOCAL_ENV") or REPO_ROOT / "local.env")
 STATE_FILE = Path(os.environ.get("NXCDR_LOCAL_STATE") or REPO_ROOT / ".local" / "stack.json")
 TABLES = {"CallRecordsTable": "nxcloud-cdr-records", "QuarantineTable": "nxcloud-cdr-quarantine"}
+RECORDINGS_BUCKET = "nxcloud-cdr-recordings"
 LOCAL_DEFAULTS = {
     # Local values, safe to print: this stack listens on loopback only.
     "PUSH_TOKEN": "local-example-token",
@@ -97,9 +112,22 @@ def _load(function: str, code_uri: str, handler: str) -> Handler:
 
 
 class LocalStack:
-    def __init__(self, *, api_port: int, dynamodb_port: int, nxcloud_port: int | None, records: int) -> None:
+    def __init__(
+        self,
+        *,
+        api_port: int,
+        dynamodb_port: int,
+        nxcloud_port: int | None,
+        records: int,
+        s3_port: int = 0,
+        recordings_port: int = 0,
+    ) -> None:
         self.api_port = api_port
         self.dynamodb = DynamoDBLocal(dynamodb_port)
+        self.s3 = LocalS3(s3_port or None)
+        self.recording_host = RecordingHost(recordings_port)
+        self.pumps: list[StreamPump] = []
+        self._stop_pumps = threading.Event()
         self.nxcloud_port = nxcloud_port
         self.records = records
         self.fake: FakeNxcloud | None = None
@@ -119,11 +147,13 @@ class LocalStack:
             aws_secret_access_key="local",  # noqa: S106 - DynamoDB Local ignores credentials
         )
         create_tables(client, TABLES, self.template)
+        self.s3.start().client().create_bucket(Bucket=RECORDINGS_BUCKET)
+        self.recording_host.start()
         if self.nxcloud_port is not None:
             now = int(time.time() * 1000)
             span = 2 * 86_400_000
             self.fake = FakeNxcloud(
-                generate_records(self.records, now - span, span),
+                generate_records(self.records, now - span, span, recording_base=self.recording_host.url("cc")),
                 access_key=settings["NXCLOUD_ACCESS_KEY"],
                 access_secret=settings["NXCLOUD_ACCESS_SECRET"],
                 port=self.nxcloud_port,
@@ -139,6 +169,7 @@ class LocalStack:
                     _load(name, props["CodeUri"], props["Handler"]),
                     function_timeout(name, self.template),
                 )
+        self._start_pumps()
         self.server = HTTPServer(("127.0.0.1", self.api_port), self._request_handler())
         state = {
             "api": f"http://127.0.0.1:{self.server.server_address[1]}",
@@ -148,6 +179,9 @@ class LocalStack:
             "functions": {name: name for name in self.functions},
             "pushToken": settings["PUSH_TOKEN"],
             "timezone": os.environ.get("NXCLOUD_TIMEZONE", "+08:00"),
+            "s3": self.s3.endpoint,
+            "recordingsBucket": RECORDINGS_BUCKET,
+            "recordingHost": self.recording_host.url(""),
         }
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -156,7 +190,12 @@ class LocalStack:
     def _configure_environment(self, settings: dict[str, str]) -> None:
         # One process stands in for every function: the union of their environments
         # (they differ only in variables the others do not read).
-        resources = {**TABLES, "PushTokenSecret": "", "NxcloudApiCredentialsSecret": ""}
+        resources = {
+            **TABLES,
+            "PushTokenSecret": "",
+            "NxcloudApiCredentialsSecret": "",
+            "RecordingsBucket": RECORDINGS_BUCKET,
+        }
         environment: dict[str, str] = {}
         for name, resource in self.template["Resources"].items():
             if resource["Type"] == "AWS::Serverless::Function":
@@ -171,6 +210,13 @@ class LocalStack:
                 "PUSH_TOKEN": settings["PUSH_TOKEN"],
                 "NXCLOUD_ACCESS_KEY": settings["NXCLOUD_ACCESS_KEY"],
                 "NXCLOUD_ACCESS_SECRET": settings["NXCLOUD_ACCESS_SECRET"],
+                "AWS_ENDPOINT_URL_S3": self.s3.endpoint,
+                # The stand-in recording host alone (on loopback: allowed here only). NXCLOUD's
+                # own hosts are off the list: the samples' links are refused at once, not
+                # retried against a network this machine may not have.
+                "RECORDING_HOSTS": "localhost",
+                "RECORDING_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "RECORDING_CA_FILE": self.recording_host.ca_file,
             }
         )
         if self.fake is not None:
@@ -178,6 +224,27 @@ class LocalStack:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
         os.environ.update({**environment, **{k: v for k, v in settings.items() if k.isupper()}})
+
+    def _start_pumps(self) -> None:
+        """Each stream event source of the template, fed by DynamoDB Local's stream."""
+        for source in stream_sources(self.template):
+            pump = StreamPump(
+                self.dynamodb.endpoint,
+                TABLES[source.table],
+                source,
+                self._stream_handler(source.function),
+                lambda: None,
+            )
+            self.pumps.append(pump)
+            threading.Thread(
+                target=pump.run, args=(self._stop_pumps,), name=f"stream-{source.function}", daemon=True
+            ).start()
+
+    def _stream_handler(self, function: str) -> Handler:
+        def handle(event: dict[str, Any], _context: Any) -> Any:
+            return self.invoke(function, event)
+
+        return handle
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         handler, timeout = self.functions[function]
@@ -251,8 +318,14 @@ class LocalStack:
         self.server.serve_forever()
 
     def stop(self) -> None:
+        self._stop_pumps.set()
         if self.server is not None:
             self.server.server_close()
+        for stop in (self.recording_host.stop, self.s3.stop):
+            try:
+                stop()
+            except Exception as exc:  # one part failing to stop must not leave the others running
+                print(f"local stack: stopping: {exc}", flush=True)  # noqa: T201
         if self.fake is not None:
             self.fake.stop()
         self.dynamodb.stop()
@@ -264,6 +337,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "3000")))
     parser.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("LOCAL_DYNAMODB_PORT", "8000")))
     parser.add_argument("--nxcloud-port", type=int, default=int(os.environ.get("LOCAL_NXCLOUD_PORT", "8089")))
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("LOCAL_S3_PORT", "4569")))
+    parser.add_argument("--recordings-port", type=int, default=int(os.environ.get("LOCAL_RECORDINGS_PORT", "8443")))
     parser.add_argument("--no-nxcloud", action="store_true", help="do not start the stand-in NXCLOUD API")
     parser.add_argument("--records", type=int, default=300, help="records the stand-in NXCLOUD serves (last 2 days)")
     arguments = parser.parse_args()
@@ -272,6 +347,8 @@ def main() -> None:
         dynamodb_port=arguments.dynamodb_port,
         nxcloud_port=None if arguments.no_nxcloud else arguments.nxcloud_port,
         records=arguments.records,
+        s3_port=arguments.s3_port,
+        recordings_port=arguments.recordings_port,
     )
 
     def shut_down(signum: int, _frame: Any) -> None:
@@ -291,6 +368,8 @@ def main() -> None:
             f"  Lambda invoke   {state['api']}/2015-03-31/functions/<name>/invocations",
             f"  DynamoDB Local  {state['dynamodb']}  tables {', '.join(TABLES.values())}",
             f"  NXCLOUD stand-in {state['nxcloud'] or '(off)'}",
+            f"  recordings      archived from the stand-in host {state['recordingHost']} (any .mp3 path)"
+            f" into S3 {state['s3']} bucket {RECORDINGS_BUCKET}",
             f"  settings from {LOCAL_ENV.name}: PUSH_TOKEN={token}, "
             f"NXCLOUD_ACCESS_KEY={os.environ['NXCLOUD_ACCESS_KEY']}",
             "  try: ./nxcdr list    ./nxcdr list --kind cc_cdr (after a sync)    ./nxcdr --help",

@@ -77,6 +77,9 @@ class Target:
     overlap_hours: int = DEFAULT_OVERLAP_HOURS
     # The stack's NxcloudTimezone: how the normalised fields are rebuilt from raw.
     timezone: str = DEFAULT_TIMEZONE
+    # The recordings bucket and an S3 client for it (None: a stack from before recordings).
+    s3: Any = None
+    recordings_bucket: str | None = None
 
 
 def local_target(state_path: Path = LOCAL_STATE) -> Target:
@@ -93,6 +96,8 @@ def local_target(state_path: Path = LOCAL_STATE) -> Target:
         api_url=state["api"],
         push_token=lambda: str(state["pushToken"]),
         timezone=str(state.get("timezone") or DEFAULT_TIMEZONE),
+        s3=session.client("s3", endpoint_url=state["s3"]) if state.get("s3") else None,
+        recordings_bucket=state.get("recordingsBucket"),
     )
 
 
@@ -138,6 +143,9 @@ def deployed_target(stack: str, profile: str | None, region: str | None) -> Targ
         stack=stack,
         overlap_hours=int(parameters.get("PushTokenOverlapHours") or DEFAULT_OVERLAP_HOURS),
         timezone=str(parameters.get("NxcloudTimezone") or DEFAULT_TIMEZONE),
+        # SigV4, so that a presigned URL works under the bucket's TLS-only, encrypted policy.
+        s3=session.client("s3", config=Config(signature_version="s3v4")),
+        recordings_bucket=outputs.get("RecordingsBucketName"),
     )
 
 
@@ -431,6 +439,114 @@ def command_replay(target: Target, arguments: argparse.Namespace) -> int:
     return 0 if status == 200 else 2
 
 
+RECORDING_COLUMNS = ("callStartUtc", "kind", "nxcloudId", "recordingState", "recordings")
+
+
+def _recording_summary(item: dict[str, Any]) -> dict[str, Any]:
+    """A row of `recordings`: each recording's name and how it stands."""
+    entries = item.get("recordings") or {}
+    shown = []
+    for name, entry in sorted(entries.items()):
+        if entry.get("status") == "archived":
+            shown.append(f"{name}: archived")
+        else:
+            shown.append(f"{name}: {entry.get('reason', '?')} x{entry.get('attempts', 0)} ({entry.get('error', '')})")
+    return {**item, "recordings": "; ".join(shown) or "(none tried yet)"}
+
+
+def _recording_page(target: Target, arguments: argparse.Namespace) -> Page:
+    if arguments.pending:
+        return target.store.pending_recordings(limit=arguments.limit, cursor=arguments.cursor)
+    return target.store.recording_failures(limit=arguments.limit, cursor=arguments.cursor)
+
+
+def command_recordings(target: Target, arguments: argparse.Namespace) -> int:
+    page = _recording_page(target, arguments)
+    if arguments.action == "list":
+        rows = page.items if arguments.json else [_recording_summary(item) for item in page.items]
+        _emit_page(arguments, Page(rows, page.cursor), RECORDING_COLUMNS)
+        return 0
+    # retry: each listed record marked pending again; the stream hands it to the archiver.
+    from nxcloud_cdr.recordings.archiver import request_retry  # noqa: PLC0415
+
+    which = "pending" if arguments.pending else "failed"
+    if not page.items:
+        sys.stdout.write(f"no record has {which} recordings\n")
+        return 0
+    if not arguments.yes and not confirm(f"archive the recordings of {len(page.items)} records again?"):
+        return 1
+    retried = 0
+    for listed in page.items:
+        for _ in range(5):  # read again when a writer changed the item in between
+            items = target.store.get(str(listed["nxcloudId"]), str(listed["kind"]))
+            if not items or request_retry(target.store.client, target.store.table_name, items[0]):
+                retried += bool(items)
+                break
+    more = f"; the next {arguments.limit} with --cursor {page.cursor}" if page.cursor else ""
+    sys.stdout.write(f"{retried} records handed to the archiver again{more}\n")
+    return 0
+
+
+def _archived(target: Target, arguments: argparse.Namespace) -> list[tuple[dict[str, Any], str, dict[str, Any]]]:
+    found = []
+    for item in target.store.get(arguments.id, arguments.kind):
+        for name, entry in sorted((item.get("recordings") or {}).items()):
+            if entry.get("status") == "archived" and (arguments.name is None or name == arguments.name):
+                found.append((item, name, entry))
+    return found
+
+
+def command_recording(target: Target, arguments: argparse.Namespace) -> int:
+    if target.s3 is None or not target.recordings_bucket:
+        sys.stderr.write("this stack has no recordings bucket (deployed before recordings were archived)\n")
+        return 1
+    found = _archived(target, arguments)
+    if not found:
+        sys.stderr.write(f"no archived recording of {arguments.id} (`nxcdr show {arguments.id}` says why)\n")
+        return 1
+    rows = []
+    for item, name, entry in found:
+        row = {"kind": item["kind"], "recording": name, "bytes": entry.get("bytes"), "sha256": entry.get("sha256")}
+        row["s3Key"] = entry["s3Key"]
+        if arguments.download:
+            row["file"] = str(_download(target, entry, Path(arguments.download)))
+        else:
+            row["url"] = target.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": target.recordings_bucket, "Key": entry["s3Key"]},
+                ExpiresIn=arguments.expires,
+            )
+        rows.append(row)
+    columns = ("kind", "recording", "bytes", "file" if arguments.download else "url")
+    if arguments.json or arguments.download:
+        _emit(arguments, rows, render_table(rows, columns))
+    else:
+        for row in rows:  # URLs are long: one per line, whole
+            sys.stdout.write(f"{row['kind']} {row['recording']} ({row['bytes']} bytes):\n{row['url']}\n")
+    return 0
+
+
+def _download(target: Target, entry: dict[str, Any], directory: Path) -> Path:
+    """The object into ``directory`` (its key's file name), streamed, checked against
+    the SHA-256 the archiver recorded."""
+    import hashlib  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / str(entry["s3Key"]).rsplit("/", 1)[-1]
+    body = target.s3.get_object(Bucket=target.recordings_bucket, Key=entry["s3Key"])["Body"]
+    digest = hashlib.sha256()
+    partial = path.with_name(path.name + ".part")
+    with partial.open("wb") as handle:
+        for piece in iter(lambda: body.read(1024 * 1024), b""):
+            digest.update(piece)
+            handle.write(piece)
+    if entry.get("sha256") and digest.hexdigest() != entry["sha256"]:
+        partial.unlink()
+        raise StoreError(f"{entry['s3Key']}: the object's SHA-256 is not the one recorded when it was archived")
+    partial.replace(path)
+    return path
+
+
 def command_sync(target: Target, arguments: argparse.Namespace) -> int:
     payload: dict[str, str] = {}
     if arguments.since:
@@ -460,6 +576,33 @@ def _global_options(parser: argparse.ArgumentParser, *, anywhere: bool) -> None:
     parser.add_argument("--profile", default=default(None), help="AWS profile (deployed stacks)")
     parser.add_argument("--region", default=default(None), help="AWS region (deployed stacks)")
     parser.add_argument("--json", action="store_true", default=default(False), help="JSON instead of a table")
+
+
+def _recording_commands(commands: Any, common: argparse.ArgumentParser, paged: argparse.ArgumentParser) -> None:
+    kinds = ", ".join(RECORD_KINDS)
+    recordings = commands.add_parser(
+        "recordings",
+        parents=[common, paged],
+        help="records whose recordings failed to archive (or are pending); `retry` hands them to the archiver again",
+    )
+    recordings.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    state = recordings.add_mutually_exclusive_group()
+    state.add_argument("--failed", action="store_true", help="failed recordings (the default)")
+    state.add_argument(
+        "--pending", action="store_true", help="not archived yet (reads the whole table: a Scan, paid by its size)"
+    )
+    recordings.add_argument("--yes", "-y", action="store_true", help="retry without asking")
+    recordings.set_defaults(run=command_recordings)
+
+    recording = commands.add_parser(
+        "recording", parents=[common], help="a call's archived recordings: presigned URLs, or the files"
+    )
+    recording.add_argument("id", help="the call's NXCLOUD id")
+    recording.add_argument("--kind", choices=RECORD_KINDS, metavar="KIND", help=f"only this kind ({kinds})")
+    recording.add_argument("--name", help="only this recording (call, voicemail, leg1...)")
+    recording.add_argument("--download", metavar="DIR", help="save the files in DIR instead of printing URLs")
+    recording.add_argument("--expires", type=int, default=3600, help="seconds the URLs work (default 3600)")
+    recording.set_defaults(run=command_recording)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--to", type=time_argument)
     sync.set_defaults(run=command_sync)
+
+    _recording_commands(commands, common, paged)
     return parser
 
 

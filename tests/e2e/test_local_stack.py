@@ -28,7 +28,7 @@ class Running:
     process: subprocess.Popen[str]
     api: str
     env: dict[str, str]
-    ports: tuple[int, int, int]
+    ports: tuple[int, ...]
     output: list[str]
 
 
@@ -48,7 +48,7 @@ def processes_mentioning(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     work = tmp_path_factory.mktemp("local")
-    ports = (free_port(), free_port(), free_port())
+    ports = tuple(free_port() for _ in range(5))
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "TABLE_", "PUSH_", "NXCLOUD_"))
     }
@@ -56,6 +56,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "LOCAL_API_PORT": str(ports[0]),
         "LOCAL_DYNAMODB_PORT": str(ports[1]),
         "LOCAL_NXCLOUD_PORT": str(ports[2]),
+        "LOCAL_S3_PORT": str(ports[3]),
+        "LOCAL_RECORDINGS_PORT": str(ports[4]),
         "NXCDR_LOCAL_ENV": str(work / "local.env"),
         "NXCDR_LOCAL_STATE": str(work / "stack.json"),
         "PYTHONUNBUFFERED": "1",
@@ -244,6 +246,68 @@ def test_a_function_invoked_as_the_readme_shows_without_docker(stack):
     response = json.loads(answer["Payload"].read())
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["id"] == "1604763999100000000"
+
+
+def until(condition, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail("not within the time allowed")
+
+
+def test_a_pushed_recording_is_archived_into_the_local_s3(stack, tmp_path):
+    state = json.loads(Path(stack.env["NXCDR_LOCAL_STATE"]).read_text())
+    body = json.loads(json.loads((EVENTS / "pns-call-result.json").read_text())["body"])
+    body |= {"callId": "e2e-recording-1", "recordFile": state["recordingHost"] + "pns/e2e-recording-1.mp3"}
+    status, _ = post(stack.api + "/v1/pns/call-result/local-example-token", json.dumps(body).encode())
+    assert status == 200
+
+    def archived():
+        [item] = nxcdr_json(stack, "show", "e2e-recording-1")
+        return item if item.get("recordingState") == "archived" else None
+
+    item = until(archived)
+    key = item["recordings"]["call"]["s3Key"]
+    assert key == "recordings/2022/12/19/pns_call_result/e2e-recording-1.mp3"
+    [saved] = nxcdr_json(stack, "recording", "e2e-recording-1", "--download", str(tmp_path))
+    data = Path(saved["file"]).read_bytes()
+    assert data.startswith(b"ID3") and len(data) == item["recordings"]["call"]["bytes"]
+    printed = nxcdr(stack, "recording", "e2e-recording-1")
+    assert printed.returncode == 0 and f"/nxcloud-cdr-recordings/{key}?" in printed.stdout
+    with urllib.request.urlopen(printed.stdout.splitlines()[1], timeout=30) as response:  # the presigned URL
+        assert response.read() == data
+
+
+def test_a_sample_link_off_the_local_allow_list_is_refused_listed_and_never_fetched(stack):
+    # NXCLOUD's own sample (its link on remote.record.nxcloud.com, off the local list).
+    event = json.loads((EVENTS / "pns-call-result.json").read_text())
+    body = json.loads(event["body"]) | {"callId": "e2e-refused-1"}
+    assert post(stack.api + "/v1/pns/call-result/local-example-token", json.dumps(body).encode())[0] == 200
+
+    def failed():
+        items = nxcdr_json(stack, "recordings", "--failed")["items"]
+        return [item for item in items if item["nxcloudId"] == "e2e-refused-1"]
+
+    [item] = until(failed)
+    assert item["recordings"]["call"]["reason"] == "refused"
+    listing = nxcdr(stack, "recordings").stdout
+    assert "e2e-refused-1" in listing and "not on the allow-list" in listing
+
+
+def test_the_syncs_recordings_are_archived(stack):
+    rows = [row for row in stand_in_rows(stack) if row.get("recordUrl")]
+    assert rows
+
+    def all_archived():
+        states = [
+            nxcdr_json(stack, "show", row["callId"], "--kind", "cc_cdr")[0].get("recordingState") for row in rows[:10]
+        ]
+        return states if set(states) == {"archived"} else None
+
+    until(all_archived, 120)
 
 
 def test_ctrl_c_stops_everything(stack):

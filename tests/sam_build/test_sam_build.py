@@ -22,6 +22,8 @@ import pytest
 from devtools import REPO_ROOT
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.fake_nxcloud import FakeNxcloud, generate_records
+from devtools.recording_host import RecordingHost
+from devtools.s3_local import LocalS3
 from devtools.template import create_tables
 from tests.conftest import ALL_FUNCTIONS, EVENTS, table_names
 
@@ -202,6 +204,10 @@ def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, st
     if function == "CcCdrSyncFunction":
         assert origins["requests"].startswith(str(layer_dirs[1]))
         assert result["payloads"] == ["nxcloud_cdr.payloads.cc_cdr"]
+    elif function == "RecordingArchiverFunction":
+        # The standard library downloads; no model is built (links are read from raw).
+        assert origins["requests"] is None
+        assert result["payloads"] == []
     else:
         # A push function loads its own kind's model alone, and no HTTP library of its own.
         assert origins["requests"] is None
@@ -261,3 +267,33 @@ def test_built_sync_handler_pulls_from_nxcloud(build_dir: Path, engine: DynamoDB
         TableName=env["TABLE_NAME"], FilterExpression="sk = :k", ExpressionAttributeValues={":k": {"S": "cc_cdr"}}
     )
     assert records["Count"] == 120
+
+
+def test_built_archiver_archives_a_pushed_recording(build_dir: Path, engine: DynamoDBLocal, tmp_path: Path):
+    env, client = table_env(engine)
+    with RecordingHost() as host, LocalS3() as s3:
+        s3.client().create_bucket(Bucket="built-recordings")
+        event = json.loads((EVENTS / "pns-call-result.json").read_text())
+        body = json.loads(event["body"]) | {"recordFile": host.add("built.mp3", body=b"ID3 built")}
+        (tmp_path / "push.json").write_text(json.dumps(event | {"body": json.dumps(body)}))
+        response = run_built(
+            build_dir, "PnsCallResultFunction", str(tmp_path / "push.json"), env | {"PUSH_TOKEN": "local-example-token"}
+        )
+        assert response["statusCode"] == 200
+
+        archive_env = env | {
+            "RECORDINGS_BUCKET": "built-recordings",
+            "AWS_ENDPOINT_URL_S3": s3.endpoint,
+            "RECORDING_HOSTS": "localhost",
+            "RECORDING_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "RECORDING_CA_FILE": host.ca_file,
+        }
+        answer = run_built(build_dir, "RecordingArchiverFunction", "recording-archiver-stream.json", archive_env)
+
+        assert answer == {"batchItemFailures": []}
+        item = client.get_item(
+            TableName=env["TABLE_NAME"], Key={"pk": {"S": f"ID#{body['callId']}"}, "sk": {"S": "pns_call_result"}}
+        )["Item"]
+        assert item["recordingState"] == {"S": "archived"}
+        key = item["recordings"]["M"]["call"]["M"]["s3Key"]["S"]
+        assert s3.client().get_object(Bucket="built-recordings", Key=key)["Body"].read() == b"ID3 built"

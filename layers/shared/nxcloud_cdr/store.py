@@ -166,6 +166,10 @@ class CallStore:
         self._quarantine_retention_days = quarantine_retention_days
         self._indexes: frozenset[str] | None = None
 
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client
+
     @classmethod
     def from_settings(cls, client: DynamoDBClient, settings: StoreSettings) -> CallStore:
         return cls(

@@ -455,6 +455,8 @@ def _recording_summary(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recording_page(target: Target, arguments: argparse.Namespace) -> Page:
+    if arguments.action == "backfill":
+        return target.store.unmarked_records(limit=arguments.limit, cursor=arguments.cursor)
     if arguments.pending:
         return target.store.pending_recordings(limit=arguments.limit, cursor=arguments.cursor)
     return target.store.recording_failures(limit=arguments.limit, cursor=arguments.cursor)
@@ -467,11 +469,14 @@ def command_recordings(target: Target, arguments: argparse.Namespace) -> int:
         _emit_page(arguments, Page(rows, page.cursor), RECORDING_COLUMNS)
         return 0
     # retry: each listed record marked pending again; the stream hands it to the archiver.
-    from nxcloud_cdr.recordings.archiver import request_retry  # noqa: PLC0415
+    from nxcloud_cdr.recordings.archiver import links_of, request_retry  # noqa: PLC0415
 
-    which = "pending" if arguments.pending else "failed"
+    if arguments.action == "backfill":  # of the records scanned, those with a link
+        page = Page([item for item in page.items if links_of(item)], page.cursor)
+    which = {"backfill": "unarchived", "retry": "pending" if arguments.pending else "failed"}[arguments.action]
     if not page.items:
-        sys.stdout.write(f"no record has {which} recordings\n")
+        more = f" in this page; the next with --cursor {page.cursor}" if page.cursor else ""
+        sys.stdout.write(f"no record has {which} recordings{more}\n")
         return 0
     if not arguments.yes and not confirm(f"archive the recordings of {len(page.items)} records again?"):
         return 1
@@ -585,7 +590,14 @@ def _recording_commands(commands: Any, common: argparse.ArgumentParser, paged: a
         parents=[common, paged],
         help="records whose recordings failed to archive (or are pending); `retry` hands them to the archiver again",
     )
-    recordings.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
+    recordings.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "retry", "backfill"),
+        default="list",
+        help="list (default); retry the listed ones; backfill: archive the recordings of records stored before"
+        " the archiver existed (a Scan of the table, --limit records a page)",
+    )
     state = recordings.add_mutually_exclusive_group()
     state.add_argument("--failed", action="store_true", help="failed recordings (the default)")
     state.add_argument(

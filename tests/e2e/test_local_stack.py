@@ -310,6 +310,43 @@ def test_the_syncs_recordings_are_archived(stack):
     until(all_archived, 120)
 
 
+def test_records_from_before_the_archiver_are_backfilled(stack):
+    import boto3
+
+    state = json.loads(Path(stack.env["NXCDR_LOCAL_STATE"]).read_text())
+    body = json.loads(json.loads((EVENTS / "pns-call-result.json").read_text())["body"])
+    body |= {"callId": "e2e-old-1", "recordFile": None}
+    assert post(stack.api + "/v1/pns/call-result/local-example-token", json.dumps(body).encode())[0] == 200
+    # Its body given a link, as a record stored before the archiver existed holds one: no pending mark.
+    body["recordFile"] = state["recordingHost"] + "pns/e2e-old-1.mp3"
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=state["dynamodb"],
+        region_name="us-east-1",
+        aws_access_key_id="l",
+        aws_secret_access_key="l",
+    )
+    dynamodb.update_item(
+        TableName=state["tables"]["CallRecordsTable"],
+        Key={"pk": {"S": "ID#e2e-old-1"}, "sk": {"S": "pns_call_result"}},
+        UpdateExpression="SET #raw = :raw, sortKey = :sort",
+        ExpressionAttributeNames={"#raw": "raw"},
+        ExpressionAttributeValues={
+            ":raw": {"S": json.dumps(body)},
+            ":sort": {"S": "2022-12-19T06:50:11Z#pns_call_result#e2e-old-1"},
+        },
+    )
+    assert "recordingState" not in nxcdr_json(stack, "show", "e2e-old-1")[0]
+
+    completed = nxcdr(stack, "recordings", "backfill", "--yes", "--limit", "10000")
+    assert completed.returncode == 0, completed.stderr
+    assert "records handed to the archiver again" in completed.stdout and not completed.stdout.startswith("0 "), (
+        completed.stdout
+    )
+
+    until(lambda: nxcdr_json(stack, "show", "e2e-old-1")[0].get("recordingState") == "archived")
+
+
 def test_ctrl_c_stops_everything(stack):
     os.killpg(stack.process.pid, signal.SIGINT)
     stack.process.wait(timeout=30)

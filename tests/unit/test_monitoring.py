@@ -9,10 +9,12 @@ from typing import Any
 
 from nxcloud_cdr import receiver
 from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.recordings import handler as archiver_handler
+from nxcloud_cdr.store import StoreError
 
 from devtools import monitoring
 from devtools.template import load_template, resources_of_type
-from tests.conftest import FUNCTIONS, SYNC_FUNCTION, load_event, repo_path
+from tests.conftest import ARCHIVER_FUNCTION, FUNCTIONS, SYNC_FUNCTION, load_event, repo_path
 
 TEMPLATE = load_template()
 ALARMS = resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
@@ -47,6 +49,11 @@ def test_every_alarm_notifies_the_topic_and_has_its_runbook_entry():
         assert sum(1 for metric in props["Metrics"] if metric.get("ReturnData") is True) == 1, name
 
 
+class _StoreDown:
+    def archive(self, key: Any, time_left: Any) -> Any:
+        raise StoreError("DynamoDB did not answer")
+
+
 def emitted_series(invoke: Any, capsys: Any) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     """(namespace, dimensions) of what each function really emits: each run on a path
     that answers without AWS (a wrong token, a sync without credentials), its
@@ -55,6 +62,7 @@ def emitted_series(invoke: Any, capsys: Any) -> set[tuple[str, tuple[tuple[str, 
         push_type = re.sub(r"(?<!^)(?=[A-Z])", "-", function.removesuffix("Function")).lower()
         invoke(function, load_event(f"{push_type}-wrong-token.json"))
     invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
+    invoke(ARCHIVER_FUNCTION, load_event("recording-archiver-stream.json"))  # a store that is down
     series = set()
     for line in capsys.readouterr().out.splitlines():
         if '"_aws"' not in line:
@@ -69,8 +77,9 @@ def emitted_series(invoke: Any, capsys: Any) -> set[tuple[str, tuple[tuple[str, 
 def test_dashboard_and_alarms_watch_the_namespace_and_dimensions_emitted(push_env, monkeypatch, invoke, capsys):
     for name in ("NXCLOUD_ACCESS_KEY", "NXCLOUD_ACCESS_SECRET", "NXCLOUD_CREDENTIALS_SECRET_ID"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(archiver_handler, "_archiver", _StoreDown())
     series = emitted_series(invoke, capsys)
-    assert len(series) == len(FUNCTIONS) + 1, series  # one series per function
+    assert len(series) == len(FUNCTIONS) + 2, series  # one series per function
     namespaces = {namespace for namespace, _ in series}
     watched: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for alarm in ALARMS.values():

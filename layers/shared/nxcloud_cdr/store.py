@@ -440,11 +440,29 @@ class CallStore:
         """Records whose recordings are still pending: the archiver is off, behind, or
         missed them. A Scan of the whole table (its read cost is the table's size):
         for an operator's occasional look, not for a schedule."""
+        return self._scan(
+            "#state = :pending", {"#state": "recordingState"}, {":pending": "pending"}, limit=limit, cursor=cursor
+        )
+
+    def unmarked_records(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records stored before recordings were archived (no ``recordingState``),
+        versions left out: what ``nxcdr recordings backfill`` looks at. A Scan."""
+        return self._scan(
+            "attribute_not_exists(#state) AND begins_with(pk, :id) AND NOT begins_with(sk, :version)",
+            {"#state": "recordingState"},
+            {":id": "ID#", ":version": "v#"},
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def _scan(
+        self, condition: str, names: dict[str, str], values: dict[str, Any], *, limit: int, cursor: str | None
+    ) -> Page:
         arguments: dict[str, Any] = {
             "TableName": self.table_name,
-            "FilterExpression": "#state = :pending",
-            "ExpressionAttributeNames": {"#state": "recordingState"},
-            "ExpressionAttributeValues": serialise({":pending": "pending"}),
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialise(values),
         }
         if cursor:
             arguments["ExclusiveStartKey"] = _decode_cursor(cursor)

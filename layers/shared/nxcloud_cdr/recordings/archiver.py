@@ -272,11 +272,10 @@ class RecordingArchiver:
 
 
 def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any]) -> bool:
-    """Mark a stored item's recordings pending again, so that the stream hands it to
-    the archiver (``nxcdr recordings retry``). False when the item changed since it
-    was read (the caller reads it again) or has no recording."""
-    if STATE not in item:
-        return False
+    """Mark a stored item's recordings pending (again), so that the stream hands it to
+    the archiver (``nxcdr recordings retry``, and ``backfill`` for records stored before
+    recordings were archived). False when the item changed since it was read (the
+    caller reads it again)."""
     condition = unchanged_since(item)
     try:
         dynamodb.update_item(
@@ -305,24 +304,43 @@ def handle_stream(
     """A batch of the table's stream (records the filter passed: items whose
     recordings are pending): each item's recordings archived. The answer names the
     records to try again (partial batch failures); the event source retries them a
-    bounded number of times, then sends them to the on-failure destination."""
-    failed: list[dict[str, str]] = []
+    bounded number of times, then sends them to the on-failure destination.
+
+    The items are archived side by side, each once however many of the batch's records
+    name it: one slow host does not use up the others' time, and every item ends its
+    attempts (and records them) before the invocation's timeout."""
+    sequences: dict[tuple[str, str], list[str]] = {}
     for record in event.get("Records") or []:
-        sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
-        keys = deserialise((record.get("dynamodb") or {}).get("Keys") or {})
-        if "pk" not in keys or "sk" not in keys:
-            continue
+        stream = record.get("dynamodb") or {}
+        keys = deserialise(stream.get("Keys") or {})
+        if "pk" in keys and "sk" in keys:
+            sequences.setdefault((str(keys["pk"]), str(keys["sk"])), []).append(str(stream.get("SequenceNumber", "")))
+
+    def one(key: tuple[str, str]) -> ItemOutcome | StoreError:
         try:
-            outcome = archiver.archive(keys, time_left)
-        except StoreError:
+            return archiver.archive({"pk": key[0], "sk": key[1]}, time_left)
+        except StoreError as exc:
+            return exc
+
+    if len(sequences) > 1:
+        # Imported here: a batch of one item (the common case) needs no thread.
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        with ThreadPoolExecutor(max_workers=len(sequences)) as pool:
+            outcomes = dict(zip(sequences, pool.map(one, sequences), strict=True))
+    else:
+        outcomes = {key: one(key) for key in sequences}
+    failed: list[dict[str, str]] = []
+    for key, outcome in outcomes.items():
+        if isinstance(outcome, StoreError):
             count("RecordingStoreErrors")
-            failed.append({"itemIdentifier": sequence})
-            continue
-        if outcome.archived:
-            count("RecordingsArchived", outcome.archived)
-            count("RecordingBytes", outcome.bytes)
-        if outcome.failures:
-            count("RecordingFailures", len(outcome.failures))
-        if outcome.retry:
-            failed.append({"itemIdentifier": sequence})
+        else:
+            if outcome.archived:
+                count("RecordingsArchived", outcome.archived)
+                count("RecordingBytes", outcome.bytes)
+            if outcome.failures:
+                count("RecordingFailures", len(outcome.failures))
+        if isinstance(outcome, StoreError) or outcome.retry:
+            failed.extend({"itemIdentifier": sequence} for sequence in sequences[key])
+    failed.sort(key=lambda entry: (len(entry["itemIdentifier"]), entry["itemIdentifier"]))
     return {"batchItemFailures": failed}

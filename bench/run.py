@@ -12,7 +12,9 @@ baseline, measured side by side in one run (interleaved runs, medians).
    memory at two sizes;
 5. the unzipped size of each built layer (vs without bytecode) and each function;
 6. log bytes per push, and the cost of a million pushes of each kind at list prices
-   (the arithmetic is printed under the table).
+   (the arithmetic is printed under the table);
+7. the recording archiver: one recording archived vs a bare download and PutObject, its
+   peak memory on a large recording, and the bytes a recording adds to its item.
 
 Everything runs on loopback: DynamoDB Local on a port of its own, the stand-in NXCLOUD.
 Progress goes to stderr, the table to stdout. Figures are printed, never judged: the
@@ -42,7 +44,7 @@ from bench.session import SCHEDULE_TYPES, Session, log
 from devtools import REPO_ROOT
 from devtools.dynamodb_local import DynamoDBLocal
 
-SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost")
+SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost", "recordings")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.coldstart import cold_starts, without_bytecode  # noqa: PLC0415
     from bench.costs import cost_rows, size_rows  # noqa: PLC0415
     from bench.inprocess import warm_pushes, write_units  # noqa: PLC0415
+    from bench.recordings import recording_rows  # noqa: PLC0415
     from bench.stand_in import IndexedFakeNxcloud  # noqa: PLC0415
     from bench.syncbench import sync_rows  # noqa: PLC0415
 
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         "warm": warm_pushes,
         "sync": sync_rows,
         "cost": cost_rows,
+        "recordings": recording_rows,
     }
     rows: list[Row] = []
     errors: list[str] = []

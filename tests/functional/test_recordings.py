@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nxcloud_cdr.recording_links import link_id
 from nxcloud_cdr.recordings import handler as archiver_handler
 from nxcloud_cdr.recordings.archiver import request_retry
 from nxcloud_cdr.store import CallStore
@@ -107,7 +108,11 @@ def test_a_pushed_link_ends_archived_with_its_key_size_and_checksum_on_the_item(
     assert item["recordingState"] == "archived"
     assert "recordingFailed" not in item
     assert entry["s3Key"] == "recordings/2022/12/19/pns_call_result/rec-1.mp3"
-    assert (entry["url"], entry["bytes"], entry["sha256"]) == (link, len(body), hashlib.sha256(body).hexdigest())
+    assert (entry["link"], entry["bytes"], entry["sha256"]) == (
+        link_id(link),
+        len(body),
+        hashlib.sha256(body).hexdigest(),
+    )
     assert s3_body(local_s3, bucket, entry["s3Key"]) == body
 
 
@@ -139,7 +144,7 @@ def test_a_changed_link_is_archived_again_and_the_item_shows_the_new_one(
     item = item_of(store, "rec-changed")
     entry = item["recordings"]["call"]
     shown = json.loads(item["raw"])["recordFile"]
-    assert entry["url"] == shown
+    assert entry["link"] == link_id(shown)
     assert item["recordingState"] == "archived"
     assert s3_body(local_s3, bucket, entry["s3Key"]) == MP3_HEADER + (b"first" if shown == first else b"second, longer")
 
@@ -293,7 +298,7 @@ def test_whatever_arrives_in_any_order_the_item_ends_with_its_shown_link_archive
         assert "recordings" not in item or item["recordingState"] == "archived"
         return
     entry = item["recordings"]["call"]
-    assert (item["recordingState"], entry["url"], entry["status"]) == ("archived", shown, "archived")
+    assert (item["recordingState"], entry["link"], entry["status"]) == ("archived", link_id(shown), "archived")
     assert s3_body(local_s3, bucket, entry["s3Key"]) == MP3_HEADER + ("a" if shown == links["a"] else "b").encode()
 
 

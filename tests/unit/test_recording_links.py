@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nxcloud_cdr.kinds import RECORD_KINDS
-from nxcloud_cdr.recording_links import ARCHIVED, PENDING, archive_state, recording_links
+from nxcloud_cdr.recording_links import ARCHIVED, PENDING, archive_state, link_id, recording_links
 from nxcloud_cdr.recordings.archiver import object_key
 from nxcloud_cdr.write_rule import build_item
 
@@ -79,13 +79,13 @@ def test_a_stored_record_with_a_link_is_pending_and_one_without_is_not():
 
 def test_archive_state_keeps_what_still_applies():
     links = (("call", "https://h/a.mp3"), ("leg2", "https://h/b.mp3"))
-    done = {"url": "https://h/a.mp3", "status": ARCHIVED, "s3Key": "k"}
-    stale = {"url": "https://h/old.mp3", "status": ARCHIVED, "s3Key": "k2"}
+    done = {"link": link_id("https://h/a.mp3"), "status": ARCHIVED, "s3Key": "k"}
+    stale = {"link": link_id("https://h/old.mp3"), "status": ARCHIVED, "s3Key": "k2"}
     assert archive_state(links, {"call": done, "leg2": stale}) == {
         "recordingState": PENDING,
         "recordings": {"call": done},
     }
-    both = {"call": done, "leg2": {"url": "https://h/b.mp3", "status": ARCHIVED}}
+    both = {"call": done, "leg2": {"link": link_id("https://h/b.mp3"), "status": ARCHIVED}}
     assert archive_state(links, both)["recordingState"] == ARCHIVED
     assert archive_state((), both) == {}
 

@@ -15,6 +15,7 @@ the models could not read is still archived.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 # Top-level fields of each kind that hold a link, and the name of their recording.
@@ -37,6 +38,9 @@ ARCHIVED = "archived"
 FAILED_STATE = "failed"
 # A link longer than this is no URL NXCLOUD sends: it is not followed (nor kept twice).
 MAX_LINK_CHARS = 2048
+# More recordings than any call has (a 2024 call has a leg per transfer): a body with
+# hundreds of links is not one to fetch hundreds of files for. The rest stay in raw.
+MAX_LINKS = 32
 
 
 def _link(value: Any) -> str | None:
@@ -63,12 +67,18 @@ def recording_links(kind: str, payload: Any) -> tuple[tuple[str, str], ...]:
             link = _link(leg.get(link_field)) if isinstance(leg, dict) else None
             if link and link not in found:
                 found[link] = f"leg{number}"
-    return tuple((name, link) for link, name in found.items())
+    return tuple((name, link) for link, name in found.items())[:MAX_LINKS]
+
+
+def link_id(link: str) -> str:
+    """What an entry of ``recordings`` keeps of its link (the link itself is in
+    ``raw``): enough to tell whether the entry is still about the link the item shows."""
+    return hashlib.sha256(link.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def is_archived(entry: Any, link: str) -> bool:
     """Whether an entry of an item's ``recordings`` is this link, archived."""
-    return isinstance(entry, dict) and entry.get("url") == link and entry.get("status") == ARCHIVED
+    return isinstance(entry, dict) and entry.get("link") == link_id(link) and entry.get("status") == ARCHIVED
 
 
 def archive_state(links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +87,8 @@ def archive_state(links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -
     while a link is not archived, archived when all are; nothing without links."""
     if not links:
         return {}
-    kept = {name: entry for name, entry in archive.items() if (name, (entry or {}).get("url")) in links}
+    ids = {(name, link_id(link)) for name, link in links}
+    kept = {name: entry for name, entry in archive.items() if (name, (entry or {}).get("link")) in ids}
     done = all(is_archived(kept.get(name), link) for name, link in links)
     values: dict[str, Any] = {STATE: ARCHIVED if done else PENDING}
     if kept:

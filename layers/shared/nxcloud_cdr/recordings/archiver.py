@@ -35,6 +35,7 @@ from ..recording_links import (
     STATE,
     archive_state,
     is_archived,
+    link_id,
     recording_links,
 )
 from ..store import StoreError, is_condition_failure, readable, record_id
@@ -165,7 +166,11 @@ class RecordingArchiver:
         outcome: ItemOutcome,
     ) -> dict[str, Any]:
         name, link = recording
-        tried = int(previous.get("attempts", 0)) if isinstance(previous, dict) and previous.get("url") == link else 0
+        tried = (
+            int(previous.get("attempts", 0))
+            if isinstance(previous, dict) and previous.get("link") == link_id(link)
+            else 0
+        )
         error: FetchError | None = None
         for attempt in range(self._attempts):
             tried += 1
@@ -175,6 +180,8 @@ class RecordingArchiver:
                 error = exc
             except UploadError as exc:
                 error = FetchError("store", str(exc), retryable=True)
+            except Exception as exc:  # a fault of ours or of a library: recorded, not lost
+                error = FetchError("error", f"{type(exc).__name__}: {str(exc)[:200]}", retryable=True)
             else:
                 outcome.archived += 1
                 outcome.bytes += int(entry["bytes"])
@@ -187,7 +194,7 @@ class RecordingArchiver:
         assert error is not None
         outcome.failures.append(error)
         return {
-            "url": link,
+            "link": link_id(link),
             "status": FAILED_STATE,
             "reason": error.reason,
             "error": str(error)[:300],
@@ -209,12 +216,11 @@ class RecordingArchiver:
                 metadata=metadata,
             )
         return {
-            "url": link,
+            "link": link_id(link),
             "status": ARCHIVED,
             "s3Key": uploaded.key,
             "bytes": uploaded.size,
             "sha256": uploaded.sha256,
-            "contentType": download.content_type,
             "archivedAt": iso_utc(self._clock()),
         }
 

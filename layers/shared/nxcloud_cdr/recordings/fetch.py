@@ -145,6 +145,12 @@ def check_link(url: str, policy: FetchPolicy) -> Target:
         raise refused("links with credentials are not fetched")
     if not host:
         raise refused("the link has no host")
+    try:
+        # The name the resolver and the certificate check will use (IDNA maps some
+        # Unicode forms onto ASCII ones): the allow-list is checked on it.
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise refused("the link's host is not a valid host name") from exc
     if not policy.host_allowed(host):
         raise refused(f"host {host} is not on the allow-list (RecordingHosts)")
     try:

@@ -195,6 +195,7 @@ class LocalStack:
             "PushTokenSecret": "",
             "NxcloudApiCredentialsSecret": "",
             "RecordingsBucket": RECORDINGS_BUCKET,
+            "RecordingFailuresQueue": "",  # no queue locally: the items say what failed
         }
         environment: dict[str, str] = {}
         for name, resource in self.template["Resources"].items():

@@ -169,8 +169,16 @@ def dashboard() -> dict[str, Any]:
         ),
         _widget("API requests", _api_lines("Count", "Sum"), 16, 32),
         _widget(
-            "Recordings archived, failed, store errors",
-            _recording_lines(["RecordingsArchived", "RecordingFailures", "RecordingStoreErrors"]),
+            "Recordings archived, failed (retried later), given up, store errors",
+            _recording_lines(
+                [
+                    "RecordingsArchived",
+                    "RecordingFailures",
+                    "RecordingRetriesScheduled",
+                    "RecordingFailuresFinal",
+                    "RecordingStoreErrors",
+                ]
+            ),
             0,
             38,
         ),
@@ -345,19 +353,20 @@ def alarms() -> list[str]:
         ),
         _alarm(
             "RecordingFailuresAlarm",
-            "A recording could not be archived after its retries (a 404, a timeout, not audio, "
-            "a host off the allow-list), or the archiver could not record it on the item.",
+            "A recording will not be archived without you: its link is refused (a host off the "
+            "allow-list, a private address) or too large, or it kept failing for a day; "
+            "or the archiver could not record an outcome on the item.",
             _metrics_yaml(
-                [_recordings("RecordingFailures"), _recordings("RecordingStoreErrors")],
-                "RecordingFailures and RecordingStoreErrors",
+                [_recordings("RecordingFailuresFinal"), _recordings("RecordingStoreErrors")],
+                "RecordingFailuresFinal and RecordingStoreErrors",
                 period=3600,
             ),
             1,
         ),
         _alarm(
             "RecordingsGivenUpAlarm",
-            "The archiver gave up on stream records after every retry: they are in the "
-            "RecordingFailuresQueue, their calls in nxcdr recordings --failed.",
+            "The archiver gave up on a recording, or on stream records after every retry: "
+            "they are in the RecordingFailuresQueue, their calls in nxcdr recordings --failed.",
             _metrics_yaml(
                 [
                     (

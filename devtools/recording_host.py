@@ -119,7 +119,8 @@ class RecordingHost:
                     time.sleep(route.delay)
                 self.send_response(route.status)
                 if route.location:
-                    self.send_header("Location", route.location)
+                    # As UTF-8 bytes, as servers send a non-ASCII location (send_header takes Latin-1 only).
+                    self._headers_buffer.append(f"Location: {route.location}\r\n".encode())  # type: ignore[attr-defined]
                 pieces = [route.body] if route.body is not None else audio_bytes(route.size, path)
                 length = len(route.body) if route.body is not None else route.size
                 self.send_header("Content-Type", route.content_type)

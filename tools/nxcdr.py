@@ -515,6 +515,8 @@ def command_recording(target: Target, arguments: argparse.Namespace) -> int:
         row["s3Key"] = entry["s3Key"]
         if arguments.download:
             row["file"] = str(_download(target, entry, Path(arguments.download)))
+        elif not _exists(target, entry["s3Key"]):
+            row["url"] = "(deleted: the bucket's lifecycle expired it, RecordingExpiryDays)"
         else:
             row["url"] = target.s3.generate_presigned_url(
                 "get_object",
@@ -529,6 +531,16 @@ def command_recording(target: Target, arguments: argparse.Namespace) -> int:
         for row in rows:  # URLs are long: one per line, whole
             sys.stdout.write(f"{row['kind']} {row['recording']} ({row['bytes']} bytes):\n{row['url']}\n")
     return 0
+
+
+def _exists(target: Target, key: str) -> bool:
+    try:
+        target.s3.head_object(Bucket=target.recordings_bucket, Key=key)
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
 
 
 def _download(target: Target, entry: dict[str, Any], directory: Path) -> Path:

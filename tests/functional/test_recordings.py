@@ -9,6 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nxcloud_cdr.recording_links import link_id
 from nxcloud_cdr.recordings import handler as archiver_handler
-from nxcloud_cdr.recordings.archiver import request_retry
+from nxcloud_cdr.recordings.archiver import request_retry, sweep
 from nxcloud_cdr.store import CallStore
 
 from devtools.dynamodb_local import DynamoDBLocal
@@ -59,6 +60,7 @@ def bucket(ddb, push_env, local_s3: LocalS3, recording_host: RecordingHost, monk
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.setattr(archiver_handler, "_archiver", None)
+    monkeypatch.setattr(archiver_handler, "_settings", None)
     return name
 
 
@@ -162,12 +164,21 @@ def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
     entry = item["recordings"]["call"]
     assert (item["recordingState"], item["recordingFailed"]) == ("failed", "failed")
     assert (entry["status"], entry["reason"], entry["retryable"]) == ("failed", "http", True)
-    # Tried ATTEMPTS times per delivery, and the stream delivered it 1 + MaximumRetryAttempts times.
-    deliveries = 1 + pump.source.max_retries
-    assert recording_host.routes["/" + path].hits == ATTEMPTS * deliveries == entry["attempts"]
-    assert [given["keys"]["pk"]["S"] for given in pump.given_up] == ["ID#rec-404"]
+    # Tried ATTEMPTS times, with backoff; recorded, so the stream moves on (nothing given up).
+    assert recording_host.routes["/" + path].hits == ATTEMPTS == entry["attempts"]
+    assert pump.given_up == []
     assert [found["nxcloudId"] for found in store.recording_failures().items] == ["rec-404"]
 
+    # The hourly sweep hands it back once it last failed an hour ago, not before.
+    failed_at = datetime.fromisoformat(entry["failedAt"].replace("Z", "+00:00"))
+    assert sweep(store, ddb, push_env["TABLE_NAME"], failed_at + timedelta(minutes=59)) == 0
+    assert sweep(store, ddb, push_env["TABLE_NAME"], failed_at + timedelta(hours=1)) == 1
+    pump.drain()
+    item = item_of(store, "rec-404")
+    assert item["recordings"]["call"]["attempts"] == 2 * ATTEMPTS  # still 404: counted on
+    assert item["recordings"]["call"]["firstFailedAt"] == entry["firstFailedAt"]
+
+    # Retried on request (nxcdr recordings retry) once the file is there.
     recording_host.routes["/" + path] = type(recording_host.routes["/" + path])(body=MP3_HEADER + b"late")
     assert request_retry(ddb, push_env["TABLE_NAME"], item)
     pump.drain()
@@ -176,6 +187,31 @@ def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
     assert item["recordingState"] == "archived"
     assert "recordingFailed" not in item
     assert store.recording_failures().items == []
+
+
+def test_a_recording_failing_for_a_day_is_given_up(invoke, store, pump, recording_host, monkeypatch):
+    path = f"pns/{uuid.uuid4().hex}.mp3"
+    link = recording_host.add(path, status=404, content_type="text/html", body=b"gone")
+    push_pns(invoke, "rec-gone", link)
+    archiver = archiver_handler.archiver()
+    reported: list[dict[str, Any]] = []
+    monkeypatch.setattr(archiver_handler, "give_up", reported.append)
+    pump.drain()
+    first = item_of(store, "rec-gone")["recordings"]["call"]
+    assert first["retryable"] and reported == []
+
+    # A day later it still fails: no more automatic retries, and it is reported.
+    later = datetime.fromisoformat(first["firstFailedAt"].replace("Z", "+00:00")) + timedelta(hours=24)
+    monkeypatch.setattr(archiver, "_clock", lambda: later)
+    item = item_of(store, "rec-gone")
+    assert request_retry(archiver.dynamodb, archiver.table_name, item)
+    pump.drain()
+
+    entry = item_of(store, "rec-gone")["recordings"]["call"]
+    assert (entry["retryable"], entry["attempts"]) == (False, 2 * ATTEMPTS)
+    assert [(message["pk"], message["recording"], message["reason"]) for message in reported] == [
+        ("ID#rec-gone", "call", "http")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -256,7 +292,7 @@ def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
     assert len(item["copies"]) == 2
 
 
-def test_a_store_that_fails_is_retried_by_the_stream(invoke, store, pump, recording_host, monkeypatch):
+def test_s3_refusing_is_recorded_and_retried_later(invoke, store, pump, recording_host, monkeypatch):
     link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
     push_pns(invoke, "rec-s3-down", link)
     archiver = archiver_handler.archiver()
@@ -266,8 +302,55 @@ def test_a_store_that_fails_is_retried_by_the_stream(invoke, store, pump, record
 
     entry = item_of(store, "rec-s3-down")["recordings"]["call"]
     assert (entry["reason"], entry["retryable"]) == ("store", True)
-    assert len(pump.given_up) == 1
-    monkeypatch.undo()
+    assert pump.given_up == []
+
+
+def test_an_outcome_dynamodb_does_not_confirm_is_tried_again_by_the_stream(
+    invoke, store, pump, recording_host, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
+    push_pns(invoke, "rec-ddb-down", link)
+    archiver = archiver_handler.archiver()
+    real = archiver.dynamodb.update_item
+    calls = {"n": 0}
+
+    def throttled(**arguments: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= 2:  # the first delivery and its first retry
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "UpdateItem"
+            )
+        return real(**arguments)
+
+    monkeypatch.setattr(archiver.dynamodb, "update_item", throttled)
+    pump.drain()
+
+    item = item_of(store, "rec-ddb-down")
+    assert item["recordingState"] == "archived"  # the third delivery recorded it
+    assert recording_host.routes[link.split(str(recording_host.port), 1)[1]].hits == 3
+    assert pump.given_up == []
+
+
+def test_with_too_little_time_left_a_recording_waits_for_the_next_invocation(
+    invoke, store, pump, recording_host, monkeypatch
+):
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
+    push_pns(invoke, "rec-late", link)
+    archiver = archiver_handler.archiver()
+    answers = iter([5.0])  # the first invocation is nearly out of time; the next is not
+
+    def archive(key: dict[str, Any], time_left: Any = None) -> Any:
+        return real(key, lambda: next(answers, 900.0))
+
+    real = archiver.archive
+    monkeypatch.setattr(archiver, "archive", archive)
+    pump.drain()
+
+    item = item_of(store, "rec-late")
+    assert item["recordingState"] == "archived"
+    assert "recordingFailed" not in item and pump.given_up == []
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

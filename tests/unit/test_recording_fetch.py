@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nxcloud_cdr.recordings.fetch import FetchError, FetchPolicy, audio_extension, check_link, open_recording
+from nxcloud_cdr.recordings.upload import PART_BYTES
 
 from devtools.recording_host import MP3_HEADER, RecordingHost, audio_bytes
 
@@ -76,11 +78,31 @@ def test_answers_that_are_no_recording_fail_and_may_be_retried(
     assert caught.value.retryable
 
 
-def test_a_host_that_trickles_is_cut_off(host: RecordingHost, policy: FetchPolicy):
-    url = host.add("slow/trickle.mp3", size=64 * 1024 * 40, trickle=0.1)
+@pytest.mark.parametrize(
+    "route",
+    [{"size": 64 * 1024 * 40, "trickle": 0.1}, {"delay": 4.0, "size": 1000}],
+    ids=["body-a-piece-at-a-time", "headers-late"],
+)
+def test_a_download_is_cut_off_at_its_deadline_however_the_host_stalls(
+    host: RecordingHost, policy: FetchPolicy, route: dict[str, object]
+):
+    """The per-read timeout (2 s here) never fires: each piece comes in time. The
+    download's own limit does, on time."""
+    url = host.add(f"slow/{len(host.routes)}.mp3", **route)
+    started = time.monotonic()
     with pytest.raises(FetchError) as caught:
-        fetch(url, replace(policy, max_seconds=0.5), size=64 * 1024)
+        fetch(url, replace(policy, max_seconds=0.5, timeout_s=5.0), size=PART_BYTES)
     assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 2.0
+
+
+def test_links_with_non_ascii_or_spaces_are_fetched(host: RecordingHost, policy: FetchPolicy):
+    body = MP3_HEADER + b"named in Chinese"
+    host.add("/cc/%E5%BD%95%E9%9F%B3%20(1).mp3", body=body)
+    assert fetch(host.url("cc/录音 (1).mp3"), policy)[0] == body
+    # A redirect to such a path too.
+    url = host.add("cc/moved.mp3", status=302, location="/cc/录音 (1).mp3", body=b"")
+    assert fetch(url, policy)[0] == body
 
 
 def test_untyped_audio_is_recognised_by_its_first_bytes(host: RecordingHost, policy: FetchPolicy):
@@ -152,7 +174,9 @@ def test_a_private_address_is_never_contacted(host: RecordingHost, policy: Fetch
 @pytest.mark.parametrize(
     "address",
     ["10.1.2.3", "172.16.0.9", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "224.0.0.1", "255.255.255.255"],
+     "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "224.0.0.1", "255.255.255.255",
+     "64:ff9b::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe", "::a9fe:a9fe", "::ffff:0:a9fe:a9fe", "fec0::1",
+     "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2"],
 )  # fmt: skip
 def test_every_non_public_address_is_refused(address: str):
     policy = FetchPolicy(hosts=("*.nxcloud.com",), resolver=lambda host, port: ["203.0.113.0", address][1:])
@@ -167,13 +191,24 @@ def test_every_non_public_address_is_refused(address: str):
 
 def test_the_address_checked_is_the_one_connected_to():
     policy = FetchPolicy(resolver=lambda host, port: ["8.8.4.4"])
-    target = check_link("https://remote.record.nxcloud.com:8443/pns/a.mp3?x=1", policy)
+    target = check_link("https://remote.record.nxcloud.com/pns/a.mp3?x=1", policy)
     assert (target.host, target.port, target.path, target.address) == (
         "remote.record.nxcloud.com",
-        8443,
+        443,
         "/pns/a.mp3?x=1",
         "8.8.4.4",
     )
+    # A request line holds no raw non-ASCII or space: encoded as a browser would, escapes kept.
+    target = check_link("https://remote.record.nxcloud.com/录音/a b%2F.mp3?n=张", policy)
+    assert target.path == "/%E5%BD%95%E9%9F%B3/a%20b%2F.mp3?n=%E5%BC%A0"
+
+
+def test_only_the_https_port_unless_the_local_exception():
+    policy = FetchPolicy(resolver=lambda host, port: ["8.8.4.4"])
+    for port in (22, 80, 8443, 6379):
+        with pytest.raises(FetchError) as caught:
+            check_link(f"https://remote.record.nxcloud.com:{port}/a.mp3", policy)
+        assert caught.value.reason == "refused"
 
 
 @pytest.mark.parametrize(

@@ -97,5 +97,24 @@ def test_object_keys_are_readable_and_one_per_recording():
     odd = {"pk": "ID#a/../b c", "sk": "cc_cdr", "receivedAt": "2024-01-02T00:00:00Z"}
     assert object_key(odd, "call", "mp3") == "recordings/2024/01/02/cc_cdr/a%2F..%2Fb%20c.mp3"
     assert object_key({"pk": "ID#..", "sk": "cc_cdr"}, "call", "mp3").startswith("recordings/undated/cc_cdr/id-")
+    # No two recordings share a key: an id that ends as a suffix would is escaped.
+    day = {"sk": "pns_call_result", "callStartUtc": "2024-01-01T00:00:00Z"}
+    keys = {
+        object_key({**day, "pk": f"ID#{call_id}"}, name, "mp3")
+        for call_id in ("X", "X-leg1", "X-voicemail", "X-leg1-leg1", "X%2Dleg1", "X-legs")
+        for name in ("call", "leg1", "voicemail")
+    }
+    assert len(keys) == 18
+    assert object_key({**day, "pk": "ID#X-leg1"}, "call", "mp3").endswith("/X%2Dleg1.mp3")
+    assert object_key({**day, "pk": "ID#8f3a-b2c1"}, "leg1", "mp3").endswith("/8f3a-b2c1-leg1.mp3")
     long_key = object_key({"pk": "ID#" + "é" * 800, "sk": "cc_cdr"}, "voicemail", "mp3")
     assert len(long_key.encode()) < 1024
+
+
+def test_a_body_with_hundreds_of_links_is_not_hundreds_of_downloads():
+    from nxcloud_cdr.recording_links import MAX_LINKS
+
+    legs = [{"callRecordFile": f"https://h/{number}.mp3"} for number in range(500)]
+    links = recording_links("pns_call_result", {"recordFile": "https://h/call.mp3", "legList": legs})
+    assert len(links) == MAX_LINKS
+    assert links[0] == ("call", "https://h/call.mp3")

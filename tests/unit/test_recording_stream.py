@@ -68,19 +68,34 @@ def test_items_are_archived_side_by_side():
     assert archiver.most_at_once == 5
 
 
-def test_what_may_pass_later_is_reported_and_what_cannot_is_not():
+def test_only_what_the_store_did_not_confirm_is_reported_and_given_up_recordings_go_to_the_queue():
+    """A failed download is recorded on the item (and retried by the sweep): the stream
+    moves on. An outcome DynamoDB did not confirm is tried again by the stream."""
     retryable = ItemOutcome(failures=[FetchError("http", "HTTP 404", retryable=True)])
-    refused = ItemOutcome(failures=[FetchError("refused", "off the list", retryable=False)])
-    archiver = Archiver({"ID#late": retryable, "ID#evil": refused, "ID#down": StoreError("throttled")})
-    answer, counted = run(
-        archiver, [record("ok", 1), record("late", 2), record("evil", 3), record("down", 40), record("late", 100)]
+    final_entry = {"status": "failed", "reason": "refused", "retryable": False}
+    refused = ItemOutcome(
+        failures=[FetchError("refused", "off the list", retryable=False)], final=[("call", final_entry)]
     )
-    assert answer == {
-        "batchItemFailures": [{"itemIdentifier": "2"}, {"itemIdentifier": "40"}, {"itemIdentifier": "100"}]
-    }
-    assert sorted(name for name, _ in counted if name != "RecordingsArchived" and name != "RecordingBytes") == [
+    archiver = Archiver(
+        {"ID#late": retryable, "ID#evil": refused, "ID#down": StoreError("throttled"), "ID#bug": KeyError("x")}
+    )
+    given_up: list[dict[str, Any]] = []
+    counted: list[tuple[str, float]] = []
+    fake: Any = archiver
+    answer = handle_stream(
+        {"Records": [record("ok", 1), record("late", 2), record("evil", 3), record("down", 40), record("bug", 7)]},
+        fake,
+        lambda: 300.0,
+        lambda name, value=1: counted.append((name, value)),
+        given_up.append,
+    )
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "7"}, {"itemIdentifier": "40"}]}
+    assert given_up == [{"pk": "ID#evil", "sk": "pns_call_result", "recording": "call", **final_entry}]
+    assert sorted(name for name, _ in counted if name.startswith("RecordingF") or name.endswith("Errors")) == [
         "RecordingFailures",
         "RecordingFailures",
+        "RecordingFailuresFinal",
+        "RecordingStoreErrors",
         "RecordingStoreErrors",
     ]
 
@@ -89,3 +104,54 @@ def test_records_without_keys_are_skipped():
     archiver = Archiver({})
     assert run(archiver, [{"dynamodb": {"SequenceNumber": "1"}}, {}])[0] == {"batchItemFailures": []}
     assert archiver.calls == []
+
+
+def test_an_object_overwritten_by_another_link_is_never_recorded_as_the_first():
+    """Copies that swap the legs' links while one archive() reads the item again: what
+    it records for each name is what that name's object holds at the end."""
+    import hashlib
+    import json
+
+    from nxcloud_cdr.recordings.archiver import RecordingArchiver, object_key
+    from nxcloud_cdr.recordings.fetch import FetchPolicy
+
+    first, second = "https://r.nxcloud.com/A.mp3", "https://r.nxcloud.com/B.mp3"
+
+    def item(order: list[str], revision: int) -> dict[str, Any]:
+        raw = json.dumps({"callId": "c1", "legList": [{"callRecordFile": link} for link in order]})
+        return {
+            "pk": "ID#c1",
+            "sk": "pns_call_result",
+            "raw": raw,
+            "revision": revision,
+            "recordingState": "pending",
+            "callStartUtc": "2024-05-01T00:00:00Z",
+        }
+
+    versions = iter([item([first, second], 1), item([second, first], 2), item([first, second], 3)])
+    bucket: dict[str, bytes] = {}
+    recorded: list[dict[str, Any]] = []
+
+    class Stubbed(RecordingArchiver):
+        def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+            return next(versions)
+
+        def _fetch(self, stored: dict[str, Any], name: str, link: str) -> dict[str, Any]:
+            key = object_key(stored, name, "mp3")
+            bucket[key] = link.encode()
+            return {
+                "link": link,
+                "status": "archived",
+                "s3Key": key,
+                "sha256": hashlib.sha256(link.encode()).hexdigest(),
+                "bytes": len(link),
+            }
+
+        def _record(self, stored: dict[str, Any], links: Any, archive: dict[str, Any], *, deferred: bool) -> bool:
+            recorded.append(archive)
+            return stored["revision"] == 3  # the item changed under the first two rounds
+
+    Stubbed(None, "t", None, "b", FetchPolicy(), sleep=lambda _: None).archive({"pk": "ID#c1", "sk": "x"})
+    for entry in recorded[-1].values():
+        assert hashlib.sha256(bucket[entry["s3Key"]]).hexdigest() == entry["sha256"]
+        assert bucket[entry["s3Key"]] == entry["link"].encode()

@@ -165,6 +165,10 @@ class RecordingSettings(StoreSettings):
     download_seconds: float = setting("RECORDING_DOWNLOAD_SECONDS", 120.0, above=0)
     attempts: int = setting("RECORDING_ATTEMPTS", 3, minimum=1)
     backoff_seconds: float = setting("RECORDING_BACKOFF_SECONDS", 2.0, minimum=0)
+    # How long after its first failure a recording that may pass is retried (hourly).
+    retry_hours: float = setting("RECORDING_RETRY_HOURS", 24.0, minimum=0)
+    # Where a recording the archiver gives up on is reported (the stream's on-failure queue).
+    failures_queue_url: str = setting("RECORDING_FAILURES_QUEUE_URL", "")
     # Local runs and tests only (the template declares them empty): addresses fetched
     # although not public, and a CA bundle to trust (the local stand-in's).
     allowed_networks: str = setting("RECORDING_ALLOWED_NETWORKS", "")
@@ -174,8 +178,15 @@ class RecordingSettings(StoreSettings):
         super().check()
         if not self.bucket:
             raise ValueError("RECORDINGS_BUCKET is not set")
-        if not [host for host in self.hosts.split(",") if host.strip()]:
+        hosts = [host.strip() for host in self.hosts.split(",") if host.strip()]
+        if not hosts:
             raise ValueError("RECORDING_HOSTS must name at least one host")
+        for host in hosts:
+            # "*.com" would allow every .com host: a pattern names a domain of two labels at least.
+            if host.startswith("*.") and len(host[2:].strip(".").split(".")) < 2:
+                raise ValueError("RECORDING_HOSTS: a *. pattern needs a domain of two labels at least (*.nxcloud.com)")
+            if "*" in host[2:] or ("*" in host and not host.startswith("*.")):
+                raise ValueError("RECORDING_HOSTS: * only as a whole first label (*.nxcloud.com)")
         import ipaddress  # noqa: PLC0415 - the archiver's alone
 
         try:

@@ -14,10 +14,11 @@ Safe to run any number of times, in any order, beside any writer:
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -38,13 +39,14 @@ from ..recording_links import (
     link_id,
     recording_links,
 )
-from ..store import StoreError, is_condition_failure, readable, record_id
+from ..store import CallStore, StoreError, is_condition_failure, readable, record_id
 from ..times import iso_utc
 from ..write_rule import unchanged_since
 from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
 from .upload import PART_BYTES, UploadError, upload
 
 PREFIX = "recordings"
+_SUFFIX_LIKE = re.compile(r"-(?=(?:leg[0-9]+|voicemail)$)")
 # S3 keys hold 1024 bytes; an id that would not fit is named by its hash.
 _MAX_ID_KEY_BYTES = 600
 # How often the item is read again when another writer changed it meanwhile.
@@ -62,10 +64,25 @@ def object_key(item: dict[str, Any], name: str, extension: str) -> str:
     except ValueError:
         day = "undated"
     shown = quote(nxcloud_id, safe="-_.")
+    # An id that ends as a recording's suffix would ("X-leg1") has that dash escaped:
+    # no call's recording can take the key of another's ("X" and its leg 1).
+    shown = _SUFFIX_LIKE.sub("%2D", shown)
     if len(shown) > _MAX_ID_KEY_BYTES or shown in ("", ".", ".."):
         shown = "id-" + hashlib.sha256(nxcloud_id.encode("utf-8", "surrogatepass")).hexdigest()
     suffix = "" if name == "call" else f"-{name}"
     return f"{PREFIX}/{day}/{quote(kind, safe='_')}/{shown}{suffix}.{extension}"
+
+
+def _is_final(entry: dict[str, Any] | None) -> bool:
+    return entry is not None and entry.get("status") == FAILED_STATE and not entry.get("retryable")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def links_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -83,11 +100,11 @@ class ItemOutcome:
     archived: int = 0
     bytes: int = 0
     failures: list[FetchError] = field(default_factory=list)
-
-    @property
-    def retry(self) -> bool:
-        """Whether a failure may pass if the stream's record is tried again."""
-        return any(failure.retryable for failure in self.failures)
+    # Failures the archiver stops retrying by itself (refused, too large, or failing
+    # for RECORDING_RETRY_HOURS): (name, entry) each, for the failures queue.
+    final: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Links left for a later invocation (too little of this one's time left).
+    deferred: int = 0
 
 
 class RecordingArchiver:
@@ -101,16 +118,18 @@ class RecordingArchiver:
         *,
         attempts: int = 3,
         backoff_s: float = 2.0,
+        retry_hours: float = 24.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._dynamodb = dynamodb
+        self.dynamodb = dynamodb
         self.table_name = table_name
         self._s3 = s3
         self.bucket = bucket
         self.policy = policy
         self._attempts = attempts
         self._backoff_s = backoff_s
+        self.retry_window = timedelta(hours=retry_hours)
         self._sleep = sleep
         self._clock = clock
 
@@ -132,6 +151,7 @@ class RecordingArchiver:
             policy,
             attempts=settings.attempts,
             backoff_s=settings.backoff_seconds,
+            retry_hours=settings.retry_hours,
         )
 
     def archive(self, key: dict[str, Any], time_left: Callable[[], float] = lambda: 900.0) -> ItemOutcome:
@@ -149,11 +169,21 @@ class RecordingArchiver:
             todo = [(name, link) for name, link in links if not is_archived(archive.get(name), link)]
             if not todo and stored[STATE] == ARCHIVED and FAILED not in stored:
                 return outcome  # a stream record older than the item: nothing left to do
+            deferred = False
             for name, link in todo:
                 if (name, link) not in done:
-                    done[(name, link)] = self._one(stored, (name, link), archive.get(name), time_left, outcome)
+                    # Another link of this name overwrites its object: what was done for
+                    # the name before (an earlier round, an older copy) no longer holds.
+                    done = {known: entry for known, entry in done.items() if known[0] != name}
+                    entry = self._one(stored, (name, link), archive.get(name), time_left, outcome)
+                    if entry is None:
+                        deferred = True
+                        continue
+                    done[(name, link)] = entry
                 archive[name] = done[(name, link)]
-            if self._record(stored, links, archive):
+            if self._record(stored, links, archive, deferred=deferred):
+                outcome.final = [(name, done[(name, link)]) for name, link in todo if _is_final(done.get((name, link)))]
+                outcome.deferred = sum(1 for name, link in todo if (name, link) not in done)
                 return outcome
         raise StoreError("the item kept changing while its recordings were recorded; retry")
 
@@ -164,13 +194,16 @@ class RecordingArchiver:
         previous: Any,
         time_left: Callable[[], float],
         outcome: ItemOutcome,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """The entry of one recording: archived, or failed after this invocation's
+        attempts. None when too little time is left to try it (it stays pending)."""
         name, link = recording
-        tried = (
-            int(previous.get("attempts", 0))
-            if isinstance(previous, dict) and previous.get("link") == link_id(link)
-            else 0
-        )
+        if time_left() < self.policy.max_seconds + _MARGIN_S:
+            return None
+        same = isinstance(previous, dict) and previous.get("link") == link_id(link)
+        tried = int(previous.get("attempts", 0)) if same else 0
+        now = self._clock()
+        first_failed = str(previous.get("firstFailedAt") or "") if same else ""
         error: FetchError | None = None
         for attempt in range(self._attempts):
             tried += 1
@@ -193,20 +226,25 @@ class RecordingArchiver:
             self._sleep(pause)
         assert error is not None
         outcome.failures.append(error)
+        first_failed = first_failed or iso_utc(now)
+        # Retried later (the hourly sweep) while it may pass and for RECORDING_RETRY_HOURS.
+        retry_later = error.retryable and now - _parse_time(first_failed) < self.retry_window
         return {
             "link": link_id(link),
             "status": FAILED_STATE,
             "reason": error.reason,
             "error": str(error)[:300],
-            "retryable": error.retryable,
+            "retryable": retry_later,
             "attempts": tried,
+            "firstFailedAt": first_failed,
             "failedAt": iso_utc(self._clock()),
         }
 
     def _fetch(self, stored: dict[str, Any], name: str, link: str) -> dict[str, Any]:
         with open_recording(link, self.policy) as download:
             key = object_key(stored, name, download.extension)
-            metadata = {"recording": name, "source-url-sha256": hashlib.sha256(link.encode("utf-8")).hexdigest()}
+            digest = hashlib.sha256(link.encode("utf-8", "surrogatepass")).hexdigest()
+            metadata = {"recording": name, "source-url-sha256": digest}
             uploaded = upload(
                 self._s3,
                 self.bucket,
@@ -226,19 +264,23 @@ class RecordingArchiver:
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            response = self._dynamodb.get_item(TableName=self.table_name, Key=serialise(key), ConsistentRead=True)
+            response = self.dynamodb.get_item(TableName=self.table_name, Key=serialise(key), ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(str(exc)) from exc
         item = response.get("Item")
         return deserialise(item) if item else None
 
-    def _record(self, stored: dict[str, Any], links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -> bool:
-        """Write the recordings' outcome on the item if it is still ``stored``."""
+    def _record(
+        self, stored: dict[str, Any], links: tuple[tuple[str, str], ...], archive: dict[str, Any], *, deferred: bool
+    ) -> bool:
+        """Write the recordings' outcome on the item if it is still ``stored``. With a
+        link deferred the item stays pending: the write is a stream record of its own,
+        which a later invocation takes up."""
         values = archive_state(links, archive)
         state = values.get(STATE)
         if state is None:  # no link (any more): nothing to archive
             values = {STATE: ARCHIVED}
-        elif state != ARCHIVED:
+        elif state != ARCHIVED and not deferred:
             state = values[STATE] = FAILED_STATE
         condition = unchanged_since(stored)
         names = {**condition["ExpressionAttributeNames"], "#state": STATE, "#archive": ARCHIVE, "#failed": FAILED}
@@ -260,7 +302,7 @@ class RecordingArchiver:
             expression += " REMOVE " + ", ".join(removed)
         expression += " ADD #revision :one"
         try:
-            self._dynamodb.update_item(
+            self.dynamodb.update_item(
                 TableName=self.table_name,
                 Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
                 UpdateExpression=expression,
@@ -305,16 +347,22 @@ def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any]) -> bool:
 
 
 def handle_stream(
-    event: dict[str, Any], archiver: RecordingArchiver, time_left: Callable[[], float], count: Callable[..., None]
+    event: dict[str, Any],
+    archiver: RecordingArchiver,
+    time_left: Callable[[], float],
+    count: Callable[..., None],
+    give_up: Callable[[dict[str, Any]], None] = lambda message: None,
 ) -> dict[str, Any]:
     """A batch of the table's stream (records the filter passed: items whose
-    recordings are pending): each item's recordings archived. The answer names the
-    records to try again (partial batch failures); the event source retries them a
-    bounded number of times, then sends them to the on-failure destination.
+    recordings are pending): each item's recordings archived, and the outcome recorded
+    on the item. The answer names the records to try again (partial batch failures):
+    those whose outcome the store did not confirm; the event source retries them a
+    bounded number of times, then sends them to the on-failure destination. A failed
+    download is recorded on the item instead, and retried by :func:`sweep`; one that
+    will not be retried any more goes to ``give_up`` (the same destination).
 
     The items are archived side by side, each once however many of the batch's records
-    name it: one slow host does not use up the others' time, and every item ends its
-    attempts (and records them) before the invocation's timeout."""
+    name it: one slow host does not use up the others' time."""
     sequences: dict[tuple[str, str], list[str]] = {}
     for record in event.get("Records") or []:
         stream = record.get("dynamodb") or {}
@@ -327,6 +375,8 @@ def handle_stream(
             return archiver.archive({"pk": key[0], "sk": key[1]}, time_left)
         except StoreError as exc:
             return exc
+        except Exception as exc:  # a fault of ours: tried again, never a lost batch
+            return StoreError(f"{type(exc).__name__}: {str(exc)[:300]}")
 
     if len(sequences) > 1:
         # Imported here: a batch of one item (the common case) needs no thread.
@@ -340,13 +390,55 @@ def handle_stream(
     for key, outcome in outcomes.items():
         if isinstance(outcome, StoreError):
             count("RecordingStoreErrors")
-        else:
-            if outcome.archived:
-                count("RecordingsArchived", outcome.archived)
-                count("RecordingBytes", outcome.bytes)
-            if outcome.failures:
-                count("RecordingFailures", len(outcome.failures))
-        if isinstance(outcome, StoreError) or outcome.retry:
             failed.extend({"itemIdentifier": sequence} for sequence in sequences[key])
+            continue
+        if outcome.archived:
+            count("RecordingsArchived", outcome.archived)
+            count("RecordingBytes", outcome.bytes)
+        if outcome.failures:
+            count("RecordingFailures", len(outcome.failures))
+        for name, entry in outcome.final:
+            count("RecordingFailuresFinal")
+            give_up({"pk": key[0], "sk": key[1], "recording": name, **entry})
     failed.sort(key=lambda entry: (len(entry["itemIdentifier"]), entry["itemIdentifier"]))
     return {"batchItemFailures": failed}
+
+
+def sweep(
+    store: CallStore,
+    dynamodb: Any,
+    table_name: str,
+    now: datetime,
+    *,
+    after: timedelta = timedelta(hours=1),
+    limit: int = 1000,
+) -> int:
+    """Hand the archiver again each recording that failed in a way that may pass (a
+    404 before NXCLOUD's storage has the file, a timeout) and last failed ``after``
+    ago or more: retries an hour apart, for as long as the entry says it may be
+    retried (RECORDING_RETRY_HOURS after its first failure). The records handed."""
+    handed = 0
+    cursor: str | None = None
+    while handed < limit:
+        page = store.recording_failures(limit=100, cursor=cursor)
+        for listed in page.items:
+            entries = (listed.get(ARCHIVE) or {}).values()
+            due = [
+                entry
+                for entry in entries
+                if entry.get("status") == FAILED_STATE
+                and entry.get("retryable")
+                and now - _parse_time(str(entry.get("failedAt", ""))) >= after
+            ]
+            if not due:
+                continue
+            nxcloud_id, kind = record_id(listed)
+            for _ in range(_MAX_ROUNDS):
+                items = store.get(nxcloud_id, kind)
+                if not items or request_retry(dynamodb, table_name, items[0]):
+                    handed += bool(items)
+                    break
+        cursor = page.cursor
+        if cursor is None:
+            break
+    return handed

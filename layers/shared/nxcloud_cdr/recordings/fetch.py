@@ -16,20 +16,33 @@ Standard library only (``http.client``): no package in the archiver's cold start
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
+# IPv6 prefixes that carry an IPv4 address: refused, whatever the address inside.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(prefix)
+    for prefix in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")
+)
+HTTPS_PORT = 443
+# What is read at once (one system call at most): the watchdog and the limits are
+# checked between reads. And what is read before the type is decided.
+_READ_BYTES = 64 * 1024
+_SNIFF_BYTES = 64
+_PATH_SAFE = "/%?=&;:@!$'()*+,~-._"
 # Hosts NXCLOUD's documents show recording links on (seeds/pns-call-result-push.md).
 DEFAULT_HOSTS = ("remote.record.nxcloud.com", "*.nxcloud.com")
 USER_AGENT = "nxcloud-cdr-recording-archiver"
@@ -105,11 +118,20 @@ class FetchPolicy:
         return False
 
     def address_allowed(self, address: Address) -> bool:
-        if any(address in network for network in self.allowed_networks):
+        if self.exception(address):
             return True
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            elif address.is_site_local or any(address in network for network in _EMBEDDING_IPV4):
+                # An IPv4 address in IPv6 clothes (NAT64, 6to4, Teredo, compatible,
+                # SIIT) could be any IPv4 address, 169.254.169.254 among them.
+                return False
         return address.is_global and not address.is_multicast
+
+    def exception(self, address: Address) -> bool:
+        """An address fetched although not public (the local stand-in's), on any port."""
+        return any(address in network for network in self.allowed_networks)
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -128,6 +150,22 @@ class Target:
     port: int
     path: str
     address: str
+
+
+def _addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    try:
+        addresses = (policy.resolver or _resolve)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise FetchError("unreachable", f"host {host} does not resolve: {exc}", retryable=True) from exc
+    if not addresses:
+        raise FetchError("unreachable", f"host {host} does not resolve", retryable=True)
+    return addresses
 
 
 def check_link(url: str, policy: FetchPolicy) -> Target:
@@ -153,23 +191,18 @@ def check_link(url: str, policy: FetchPolicy) -> Target:
         raise refused("the link's host is not a valid host name") from exc
     if not policy.host_allowed(host):
         raise refused(f"host {host} is not on the allow-list (RecordingHosts)")
-    try:
-        literal: Address | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    try:
-        addresses = [host] if literal else (policy.resolver or _resolve)(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise FetchError("unreachable", f"host {host} does not resolve: {exc}", retryable=True) from exc
-    if not addresses:
-        raise FetchError("unreachable", f"host {host} does not resolve", retryable=True)
-    for text in addresses:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
+    addresses = _addresses(host, port, policy)
+    checked = [ipaddress.ip_address(text.split("%", 1)[0]) for text in addresses]
+    for address in checked:
         if not policy.address_allowed(address):
             raise refused(f"host {host} resolves to a non-public address")
-    path = parts.path or "/"
+    if port != HTTPS_PORT and not all(policy.exception(address) for address in checked):
+        raise refused(f"only port {HTTPS_PORT} is fetched, not {port}")
+    # As a browser sends it: characters a request line cannot hold percent-encoded
+    # (a file name in Chinese, a space), escapes already there kept.
+    path = quote(parts.path or "/", safe=_PATH_SAFE)
     if parts.query:
-        path += f"?{parts.query}"
+        path += "?" + quote(parts.query, safe=_PATH_SAFE)
     return Target(url, host, port, path, addresses[0])
 
 
@@ -192,6 +225,46 @@ def _context(policy: FetchPolicy) -> ssl.SSLContext:
     return context
 
 
+class _Watchdog:
+    """Cuts the connection at the download's deadline, from a timer: a host that
+    answers a byte at a time (its headers or its body) cannot hold the archiver past it,
+    whatever the per-read timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+        self._timer: threading.Timer | None = None
+        self._connection: http.client.HTTPSConnection | None = None
+
+    def watch(self, connection: http.client.HTTPSConnection) -> None:
+        self.cancel()
+        self._connection = connection
+        self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = getattr(self._connection, "sock", None)
+        if sock is not None:
+            # The plain socket's shutdown: the TLS object stays with the reading thread,
+            # whose read returns at once.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def check(self) -> None:
+        if self.fired or time.monotonic() > self.deadline:
+            raise self.timeout()
+
+    def timeout(self) -> FetchError:
+        return FetchError("timeout", f"the download took longer than {self.seconds:g} s", retryable=True)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 @dataclass
 class Download:
     """An open answer: read it with :meth:`chunks` (bounded memory), then close it."""
@@ -204,36 +277,47 @@ class Download:
     _response: http.client.HTTPResponse
     _connection: http.client.HTTPSConnection
     _max_bytes: int
-    _deadline: float
+    _watchdog: _Watchdog
+
+    def _read(self, limit: int) -> bytes:
+        """At most ``limit`` bytes, from at most one read of the socket."""
+        self._watchdog.check()
+        try:
+            data = self._response.read1(limit)
+        except (OSError, http.client.HTTPException) as exc:
+            if self._watchdog.fired:
+                raise self._watchdog.timeout() from exc
+            raise FetchError("interrupted", f"the download failed midway: {exc}", retryable=True) from exc
+        if self._watchdog.fired:
+            raise self._watchdog.timeout()
+        return data
 
     def chunks(self, size: int) -> Iterator[bytes]:
         """The body in pieces of at most ``size`` bytes; :class:`FetchError` if it
-        grows beyond the limit or the connection fails midway."""
+        grows beyond the limit, takes too long or the connection fails midway."""
         total = len(self.first)
-        pending = self.first
+        pieces = [self.first] if self.first else []
+        filled = total
         while True:
-            while len(pending) < size:
-                try:
-                    more = self._response.read(size - len(pending))
-                except (OSError, http.client.HTTPException) as exc:
-                    raise FetchError("interrupted", f"the download failed midway: {exc}", retryable=True) from exc
-                if not more:
-                    break
-                if time.monotonic() > self._deadline:
-                    raise FetchError("timeout", "the download took too long", retryable=True)
+            more = self._read(min(_READ_BYTES, size - filled))
+            if more:
                 total += len(more)
                 if total > self._max_bytes:
                     raise FetchError("too_large", f"the recording is over {self._max_bytes} bytes", retryable=False)
-                pending += more
-            if pending:
-                yield pending
-            if len(pending) < size:
+                pieces.append(more)
+                filled += len(more)
+            if filled == size or (not more and filled):
+                chunk = b"".join(pieces)
+                pieces.clear()
+                filled = 0
+                yield chunk
+            if not more:
                 break
-            pending = b""
         if self.length is not None and total != self.length:
             raise FetchError("interrupted", f"got {total} of {self.length} bytes", retryable=True)
 
     def close(self) -> None:
+        self._watchdog.cancel()
         self._connection.close()
 
     def __enter__(self) -> Download:
@@ -264,38 +348,54 @@ def audio_extension(url: str, content_type: str, first: bytes) -> str | None:
 def open_recording(url: str, policy: FetchPolicy) -> Download:
     """Open the recording at ``url`` (redirects followed, each checked). The caller
     closes the :class:`Download`."""
-    deadline = time.monotonic() + policy.max_seconds
+    watchdog = _Watchdog(policy.max_seconds)
     context = _context(policy)
     current = url
     for _ in range(policy.max_redirects + 1):
         target = check_link(current, policy)
+        watchdog.check()
         connection = _PinnedConnection(target, policy.timeout_s, context)
+        watchdog.watch(connection)
         try:
             connection.request("GET", target.path, headers={"User-Agent": USER_AGENT, "Accept": "audio/*, */*;q=0.1"})
             response = connection.getresponse()
-        except TimeoutError as exc:
+            watchdog.check()
+        except FetchError:
             connection.close()
-            message = f"no answer from {target.host} in {policy.timeout_s:g} s"
-            raise FetchError("timeout", message, retryable=True) from exc
-        except ssl.SSLError as exc:
+            raise
+        except Exception as exc:
             connection.close()
-            raise FetchError("tls", f"TLS with {target.host} failed: {exc.reason or exc}", retryable=True) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise FetchError("unreachable", f"{target.host}: {exc}", retryable=True) from exc
+            if watchdog.fired:
+                raise watchdog.timeout() from exc
+            raise _connection_error(exc, target, policy) from exc
         if response.status in (301, 302, 303, 307, 308):
             location = response.getheader("Location") or ""
+            with contextlib.suppress(UnicodeError):  # http.client reads headers as Latin-1; servers send UTF-8
+                location = location.encode("latin-1").decode("utf-8")
             connection.close()
             if not location:
                 raise FetchError("http", f"HTTP {response.status} without a Location", retryable=True)
             current = urljoin(current, location)
             continue
         try:
-            return _opened(current, response, connection, policy, deadline)
+            return _opened(current, response, connection, policy, watchdog)
         except BaseException:
+            watchdog.cancel()
             connection.close()
             raise
+    watchdog.cancel()
     raise FetchError("redirects", f"more than {policy.max_redirects} redirects", retryable=False)
+
+
+def _connection_error(exc: Exception, target: Target, policy: FetchPolicy) -> FetchError:
+    if isinstance(exc, TimeoutError):
+        return FetchError("timeout", f"no answer from {target.host} in {policy.timeout_s:g} s", retryable=True)
+    if isinstance(exc, ssl.SSLError):
+        return FetchError("tls", f"TLS with {target.host} failed: {exc.reason or exc}", retryable=True)
+    if isinstance(exc, OSError | http.client.HTTPException):
+        return FetchError("unreachable", f"{target.host}: {exc}", retryable=True)
+    # Anything else (a header http.client refuses to send, say) is about the link.
+    return refused(f"the link cannot be requested: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _opened(
@@ -303,7 +403,7 @@ def _opened(
     response: http.client.HTTPResponse,
     connection: http.client.HTTPSConnection,
     policy: FetchPolicy,
-    deadline: float,
+    watchdog: _Watchdog,
 ) -> Download:
     if response.status != 200:
         # 404: NXCLOUD's storage may not have the file yet. 5xx: theirs to fix.
@@ -313,12 +413,15 @@ def _opened(
     if length is not None and length > policy.max_bytes:
         raise FetchError("too_large", f"the recording is {length} bytes, over {policy.max_bytes}", retryable=False)
     content_type = _media_type(response.getheader("Content-Type"))
-    try:
-        first = response.read(64)
-    except TimeoutError as exc:
-        raise FetchError("timeout", f"no data in {policy.timeout_s:g} s", retryable=True) from exc
-    except (OSError, http.client.HTTPException) as exc:
-        raise FetchError("interrupted", f"the download failed: {exc}", retryable=True) from exc
+    download = Download(
+        url, "", length, "", b"", response, connection, policy.max_bytes, watchdog
+    )  # type and extension once its first bytes are read
+    first = b""
+    while len(first) < _SNIFF_BYTES:
+        more = download._read(_SNIFF_BYTES - len(first))
+        if not more:
+            break
+        first += more
     if not first:
         raise FetchError("empty", "the recording is empty", retryable=True)
     extension = audio_extension(url, content_type, first)
@@ -326,5 +429,7 @@ def _opened(
         # A page in place of the file (an error page answered 200, say): retried, since
         # storage may answer the file later.
         raise FetchError("not_audio", f"not audio: {content_type or 'no content type'}", retryable=True)
-    content_type = content_type or "application/octet-stream"
-    return Download(url, content_type, length, extension, first, response, connection, policy.max_bytes, deadline)
+    download.content_type = content_type or "application/octet-stream"
+    download.extension = extension
+    download.first = first
+    return download

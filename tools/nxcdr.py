@@ -534,12 +534,13 @@ def command_recording(target: Target, arguments: argparse.Namespace) -> int:
 
 
 def _exists(target: Target, key: str) -> bool:
+    """False when S3 says the object is gone; True otherwise (an operator allowed to
+    read objects but not to list the bucket gets 403 for a missing one: the URL is
+    printed all the same)."""
     try:
         target.s3.head_object(Bucket=target.recordings_bucket, Key=key)
     except ClientError as error:
-        if str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
+        return str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound")
     return True
 
 

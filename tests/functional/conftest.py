@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
+from botocore.client import BaseClient
 from nxcloud_cdr.config import SyncSettings
 from nxcloud_cdr.nxcloud_api import NxcloudClient
 from nxcloud_cdr.store import CallStore
@@ -98,3 +100,19 @@ def make_sync(ddb, fake: FakeNxcloud, settings: SyncSettings) -> Callable[..., C
         return CdrSync(api, quarantine, writer, state, settings, now=lambda: NOW, remaining_ms=remaining_ms)
 
     return build
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """(operation, table, index or "") of every DynamoDB call made while the test runs."""
+    made: list[tuple[str, str, str]] = []
+    real = BaseClient._make_api_call  # type: ignore[attr-defined]  # botocore's stubs leave it out
+
+    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if self.meta.service_model.service_name == "dynamodb":
+            tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
+            made.extend((operation, table, str(params.get("IndexName", ""))) for table in tables)
+        return real(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    return made

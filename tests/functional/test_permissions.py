@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from devtools.fake_nxcloud import FakeNxcloud, generate_records
 from devtools.template import load_template
@@ -26,42 +24,27 @@ SAMPLES = {
 }
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """(operation, table) of every DynamoDB call made while the test runs."""
-    made: list[tuple[str, str]] = []
-    real = BaseClient._make_api_call  # type: ignore[attr-defined]  # botocore's stubs leave it out
-
-    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
-            tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
-            made.extend((operation, table) for table in tables)
-        return real(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", record)
-    return made
-
-
-def allowed(function: str, operation: str, table: str) -> bool:
+def allowed(function: str, operation: str, table: str, index: str = "") -> bool:
+    """Whether a statement of the function's policy allows the operation on the table
+    (or on the index: the table's ARN followed by /index/<name>)."""
+    wanted = {"Fn::Sub": f"${{{table}.Arn}}/index/{index}"} if index else {"Fn::GetAtt": [table, "Arn"]}
     for policy in RESOURCES[function]["Properties"]["Policies"]:
         for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
-            if (
-                statement["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
-                and f"dynamodb:{operation}" in statement["Action"]
-            ):
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if wanted in resources and f"dynamodb:{operation}" in statement["Action"]:
                 return True
     return False
 
 
-def check(function: str, made: list[tuple[str, str]], push_env: dict[str, str]) -> set[str]:
+def check(function: str, made: list[tuple[str, str, str]], push_env: dict[str, str]) -> set[str]:
     logical = {push_env["TABLE_NAME"]: "CallRecordsTable", push_env["QUARANTINE_TABLE_NAME"]: "QuarantineTable"}
     refused = {
-        f"{operation} on {logical[table]}"
-        for operation, table in made
-        if not allowed(function, operation, logical[table])
+        f"{operation} on {logical[table]} {index}".strip()
+        for operation, table, index in made
+        if not allowed(function, operation, logical[table], index)
     }
     assert refused == set(), function
-    return {operation for operation, _ in made}
+    return {operation for operation, _, _ in made}
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))

@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from devtools.s3_local import LocalS3
 from devtools.streams import StreamPump
 from devtools.template import stream_sources
 from tests.conftest import ARCHIVER_FUNCTION, body_of, event_with_body, load_event
+from tests.functional.test_permissions import check
 
 ATTEMPTS = 2
 
@@ -83,6 +84,14 @@ def push_pns(invoke: Any, call_id: str, link: str | None, **extra: Any) -> dict[
     response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", json.dumps(body)))
     assert response["statusCode"] == 200, response
     return body_of(response)
+
+
+def pushed(invoke: Any, recording_host: RecordingHost, call_id: str) -> tuple[str, Any]:
+    """A PNS call result pushed with a recording the stand-in serves, and the archiver
+    the stream will hand it to (for a test to break one of its parts)."""
+    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
+    push_pns(invoke, call_id, link)
+    return link, archiver_handler.archiver()
 
 
 def item_of(store: CallStore, call_id: str, kind: str = "pns_call_result") -> dict[str, Any]:
@@ -152,7 +161,7 @@ def test_a_changed_link_is_archived_again_and_the_item_shows_the_new_one(
 
 
 def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
-    invoke, store, pump, recording_host, ddb, push_env
+    invoke, store, pump, recording_host, ddb, push_env, monkeypatch
 ):
     path = f"pns/{uuid.uuid4().hex}.mp3"
     link = recording_host.add(path, status=404, content_type="text/html", body=b"no such file")
@@ -162,17 +171,19 @@ def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
 
     item = item_of(store, "rec-404")
     entry = item["recordings"]["call"]
-    assert (item["recordingState"], item["recordingFailed"]) == ("failed", "failed")
+    assert (item["recordingState"], item["recordingFailed"]) == ("failed", "retrying")
     assert (entry["status"], entry["reason"], entry["retryable"]) == ("failed", "http", True)
     # Tried ATTEMPTS times, with backoff; recorded, so the stream moves on (nothing given up).
     assert recording_host.routes["/" + path].hits == ATTEMPTS == entry["attempts"]
     assert pump.given_up == []
     assert [found["nxcloudId"] for found in store.recording_failures().items] == ["rec-404"]
 
-    # The hourly sweep hands it back once it last failed an hour ago, not before.
+    # The hourly sweep hands it back at its first run 50 minutes or more after it failed.
     failed_at = datetime.fromisoformat(entry["failedAt"].replace("Z", "+00:00"))
-    assert sweep(store, ddb, push_env["TABLE_NAME"], failed_at + timedelta(minutes=59)) == 0
-    assert sweep(store, ddb, push_env["TABLE_NAME"], failed_at + timedelta(hours=1)) == 1
+    assert sweep(ddb, push_env["TABLE_NAME"], failed_at + timedelta(minutes=49)) == 0
+    assert sweep(ddb, push_env["TABLE_NAME"], failed_at + timedelta(minutes=50)) == 1
+    later = failed_at + timedelta(minutes=51)
+    monkeypatch.setattr(archiver_handler.archiver(), "_clock", lambda: later)  # the archiver runs then too
     pump.drain()
     item = item_of(store, "rec-404")
     assert item["recordings"]["call"]["attempts"] == 2 * ATTEMPTS  # still 404: counted on
@@ -228,9 +239,58 @@ def test_a_link_the_policy_refuses_is_recorded_and_never_fetched_or_retried(invo
 
     pump.drain()
 
-    entry = item_of(store, f"rec-refused-{reason}")["recordings"]["call"]
+    item = item_of(store, f"rec-refused-{reason}")
+    entry = item["recordings"]["call"]
     assert (entry["reason"], entry["retryable"], entry["attempts"]) == (reason, False, 1)
+    assert (item["recordingState"], item["recordingFailed"]) == ("failed", "failed")
     assert pump.given_up == []
+
+
+def test_what_the_archiver_gave_up_on_waits_for_a_request_whatever_wakes_it(
+    invoke, store, pump, recording_host, monkeypatch, ddb, push_env
+):
+    """A merge (a new copy) or the schedule makes the item pending again: a recording
+    given up on is not tried, nor reported, again; a request (nxcdr recordings retry) is
+    what tries it."""
+    reported: list[dict[str, Any]] = []
+    monkeypatch.setattr(archiver_handler, "give_up", reported.append)
+    path = f"pns/{uuid.uuid4().hex}.mp3"
+    link = recording_host.add(path, body=MP3_HEADER + b"x" * 5000)
+    push_pns(invoke, "rec-final", link)
+    archiver = archiver_handler.archiver()
+    object.__setattr__(archiver.policy, "max_bytes", 1000)
+    pump.drain()
+    assert [message["reason"] for message in reported] == ["too_large"]
+
+    for copy in range(3):
+        push_pns(invoke, "rec-final", link, callerDisplay=f"copy {copy}")
+        pump.drain()
+    assert sweep(ddb, push_env["TABLE_NAME"], datetime.now(UTC) + timedelta(days=2)) == 0
+
+    item = item_of(store, "rec-final")
+    assert (item["recordings"]["call"]["attempts"], len(reported)) == (1, 1)
+    assert (item["recordingState"], item["recordingFailed"]) == ("failed", "failed")
+    assert recording_host.routes["/" + path].hits == 1
+
+    object.__setattr__(archiver.policy, "max_bytes", 10_000_000)
+    assert request_retry(ddb, push_env["TABLE_NAME"], item)
+    pump.drain()
+    item = item_of(store, "rec-final")
+    assert item["recordingState"] == "archived" and "recordingRetry" not in item
+
+
+def test_every_call_of_the_archiver_is_allowed_by_its_policy(invoke, store, pump, recording_host, ddb, push_env, calls):
+    ok = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"x")
+    missing = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", status=404, body=b"")
+    push_pns(invoke, "rec-iam-1", ok)
+    push_pns(invoke, "rec-iam-2", missing)
+    calls.clear()
+    pump.drain()
+    invoke(ARCHIVER_FUNCTION, {"source": "aws.scheduler", "detail": {}})  # the hourly schedule
+    assert sweep(ddb, push_env["TABLE_NAME"], datetime.now(UTC) + timedelta(hours=2)) == 1
+
+    made = check(ARCHIVER_FUNCTION, calls, push_env)
+    assert {"GetItem", "UpdateItem", "Query"} <= made
 
 
 def test_callback_recording_and_voicemail_each_archived_under_their_own_name(
@@ -274,9 +334,7 @@ def test_each_leg_of_a_2024_call_is_archived(invoke, store, pump, recording_host
 def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
     invoke, store, pump, recording_host, monkeypatch
 ):
-    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
-    push_pns(invoke, "rec-race", link)
-    archiver = archiver_handler.archiver()
+    link, archiver = pushed(invoke, recording_host, "rec-race")
     real = archiver._fetch
 
     def fetch_while_a_copy_arrives(*arguments: Any) -> dict[str, Any]:
@@ -293,9 +351,7 @@ def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
 
 
 def test_s3_refusing_is_recorded_and_retried_later(invoke, store, pump, recording_host, monkeypatch):
-    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
-    push_pns(invoke, "rec-s3-down", link)
-    archiver = archiver_handler.archiver()
+    _link, archiver = pushed(invoke, recording_host, "rec-s3-down")
     monkeypatch.setattr(archiver, "bucket", "no-such-bucket")
 
     pump.drain()
@@ -310,9 +366,7 @@ def test_an_outcome_dynamodb_does_not_confirm_is_tried_again_by_the_stream(
 ):
     from botocore.exceptions import ClientError
 
-    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
-    push_pns(invoke, "rec-ddb-down", link)
-    archiver = archiver_handler.archiver()
+    link, archiver = pushed(invoke, recording_host, "rec-ddb-down")
     real = archiver.dynamodb.update_item
     calls = {"n": 0}
 
@@ -336,9 +390,7 @@ def test_an_outcome_dynamodb_does_not_confirm_is_tried_again_by_the_stream(
 def test_with_too_little_time_left_a_recording_waits_for_the_next_invocation(
     invoke, store, pump, recording_host, monkeypatch
 ):
-    link = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", body=MP3_HEADER + b"a")
-    push_pns(invoke, "rec-late", link)
-    archiver = archiver_handler.archiver()
+    _link, archiver = pushed(invoke, recording_host, "rec-late")
     answers = iter([5.0])  # the first invocation is nearly out of time; the next is not
 
     def archive(key: dict[str, Any], time_left: Any = None) -> Any:

@@ -3,6 +3,7 @@ NXCLOUD's recording storage): what is fetched, and what never is."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import time
@@ -271,3 +272,63 @@ def test_any_link_is_either_refused_or_safe(url: str):
     assert policy.host_allowed(target.host)
     assert target.address == "8.8.8.8"
     assert url.lower().startswith("https://")
+
+
+def test_the_deadline_holds_through_a_slow_handshake_after_a_redirect(host: RecordingHost, tmp_path):
+    """A first hop slow to redirect, a second slow in its TLS handshake and then
+    sending its headers a byte at a time: each step within the per-read timeout, the
+    download cut at its own deadline all the same."""
+    import socket
+    import ssl
+    import threading
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    host.ca.issue_cert("localhost").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hops = []
+
+    def serve(raw: socket.socket) -> None:
+        hops.append(raw)
+        with contextlib.suppress(OSError):
+            if len(hops) == 2:
+                time.sleep(1.0)  # a slow handshake on the redirect's hop
+            connection = context.wrap_socket(raw, server_side=True)
+            connection.recv(65536)
+            if len(hops) == 1:
+                time.sleep(1.2)
+                connection.sendall(f"HTTP/1.1 302 Found\r\nLocation: https://localhost:{port}/b.mp3\r\n\r\n".encode())
+                return
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nX-Padding: " + b"a" * 40:
+                connection.sendall(bytes([byte]))
+                time.sleep(0.25)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    policy = FetchPolicy(
+        hosts=("localhost",), allowed_networks=LOOPBACK, ca_file=host.ca_file, timeout_s=5, max_seconds=2
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as caught:
+            fetch(f"https://localhost:{port}/a.mp3", policy)
+    finally:
+        listener.close()
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 3.0
+
+
+def test_failed_downloads_leave_no_timer_behind(host: RecordingHost, policy: FetchPolicy):
+    import threading
+
+    redirect_off_list = host.add("leak/away.mp3", status=302, location="https://evil.example/x.mp3", body=b"")
+    nothing_listens = host.url("x.mp3").replace(f":{host.port}/", ":1/")
+    before = threading.active_count()
+    for link in [redirect_off_list, nothing_listens] * 10:
+        with pytest.raises(FetchError):
+            fetch(link, policy)
+    assert threading.active_count() <= before + 2  # the stand-in's own request threads at most

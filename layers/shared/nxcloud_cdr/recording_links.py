@@ -30,9 +30,14 @@ LEG_FIELDS: dict[str, tuple[str, str]] = {"pns_call_result": ("legList", "callRe
 # Item attributes (README, "Recordings").
 STATE = "recordingState"
 ARCHIVE = "recordings"
-# Present (the value "failed") while a recording of the item failed: the key of the
-# sparse ByRecordingFailure index, which `nxcdr recordings --failed` reads.
+# Present while a recording of the item failed: the key of the sparse ByRecordingFailure
+# index, which `nxcdr recordings --failed` reads. "retrying" while the archiver's
+# schedule still retries one of them (the partition it reads), "failed" once none.
 FAILED = "recordingFailed"
+RETRYING = "retrying"
+# Set by `nxcdr recordings retry`: every recording not archived is tried again, those the
+# archiver gave up on included. The archiver removes it.
+FORCE = "recordingRetry"
 PENDING = "pending"
 ARCHIVED = "archived"
 FAILED_STATE = "failed"

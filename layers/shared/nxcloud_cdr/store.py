@@ -428,13 +428,34 @@ class CallStore:
         return Page(items, _encode_cursor(last) if last else None)
 
     def recording_failures(self, *, limit: int = 50, cursor: str | None = None) -> Page:
-        """Records with a recording that failed to archive, newest call first."""
+        """Records with a recording that failed to archive, newest call first: those the
+        archiver gave up on ("failed"), then those it still retries ("retrying")."""
         self._require(BY_RECORDING_FAILURE)
-        start_key = _decode_cursor(cursor) if cursor else None
-        items, last = self._query_index(
-            BY_RECORDING_FAILURE, "failed", limit=limit, newest_first=True, start_key=start_key
-        )
-        return Page(items, _encode_cursor(last) if last else None)
+        position: dict[str, Any] = _decode_cursor(cursor) if cursor else {"partition": 0, "key": None}
+        partitions = ("failed", "retrying")
+        first = int(position["partition"])
+        items: list[dict[str, Any]] = []
+        for number in range(first, len(partitions)):
+            start_key = position["key"] if number == first else None
+            while True:
+                found, last = self._query_index(
+                    BY_RECORDING_FAILURE,
+                    partitions[number],
+                    limit=limit - len(items),
+                    newest_first=True,
+                    start_key=start_key,
+                )
+                items.extend(found)
+                if len(items) >= limit:
+                    if last is not None:
+                        return Page(items, _encode_cursor({"partition": number, "key": last}))
+                    if number + 1 < len(partitions):
+                        return Page(items, _encode_cursor({"partition": number + 1, "key": None}))
+                    return Page(items, None)
+                if last is None:
+                    break
+                start_key = last
+        return Page(items, None)
 
     def pending_recordings(self, *, limit: int = 50, cursor: str | None = None) -> Page:
         """Records whose recordings are still pending: the archiver is off, behind, or

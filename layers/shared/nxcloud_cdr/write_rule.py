@@ -42,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import merge, nxjson
 from .dynamodb_types import deserialise, item_size, serialise, write_units
 from .kinds import RECORD_KINDS
-from .recording_links import ARCHIVE, FAILED, PENDING, STATE, archive_state
+from .recording_links import ARCHIVE, FAILED, FORCE, PENDING, STATE, archive_state
 from .records import CallRecord, copy_rank
 from .storable import (
     MAX_ID_BYTES,
@@ -309,7 +309,7 @@ def _with_archive(item: dict[str, Any], stored: dict[str, Any], shown: CallRecor
     recordings are not fetched again); a link that is new, changed or failed makes it
     pending, so that the archiver (which the stream wakes) tries it."""
     values = archive_state(shown.recordings, dict(stored.get(ARCHIVE) or {}))
-    kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED)}
+    kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED, FORCE)}
     return {**kept, **values}
 
 

@@ -32,14 +32,15 @@ from ..recording_links import (
     ARCHIVED,
     FAILED,
     FAILED_STATE,
+    FORCE,
     PENDING,
+    RETRYING,
     STATE,
     archive_state,
-    is_archived,
     link_id,
     recording_links,
 )
-from ..store import CallStore, StoreError, is_condition_failure, readable, record_id
+from ..store import BY_RECORDING_FAILURE, StoreError, is_condition_failure, readable, record_id
 from ..times import iso_utc
 from ..write_rule import unchanged_since
 from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
@@ -53,6 +54,9 @@ _MAX_ID_KEY_BYTES = 600
 _MAX_ROUNDS = 5
 # Time kept back at the end of an invocation for the item's update.
 _MARGIN_S = 3.0
+# When a recording that failed in a way that may pass is due again: the schedule runs
+# hourly, and a failure is recorded some minutes after the run that handed it back.
+RETRY_AFTER = timedelta(minutes=50)
 
 
 def object_key(item: dict[str, Any], name: str, extension: str) -> str:
@@ -73,6 +77,36 @@ def object_key(item: dict[str, Any], name: str, extension: str) -> str:
     return f"{PREFIX}/{day}/{quote(kind, safe='_')}/{shown}{suffix}.{extension}"
 
 
+def _due(entry: Any, link: str, now: datetime, *, force: bool) -> bool:
+    """Whether a recording is to be tried now: a link not tried yet (or changed), a
+    failure that may pass and failed :data:`RETRY_AFTER` ago or more, anything not
+    archived on request (``force``). A failure the archiver gave up on waits for a
+    request; a recent one for the schedule (however often a merge wakes the archiver)."""
+    if not isinstance(entry, dict) or entry.get("link") != link_id(link):
+        return True
+    if entry.get("status") == ARCHIVED:
+        return False
+    return force or _retry_due(entry, now)
+
+
+def _retry_due(entry: Any, now: datetime) -> bool:
+    """A failure that may pass, last tried :data:`RETRY_AFTER` ago or more."""
+    return (
+        isinstance(entry, dict)
+        and entry.get("status") == FAILED_STATE
+        and bool(entry.get("retryable"))
+        and now - _parse_time(str(entry.get("failedAt", ""))) >= RETRY_AFTER
+    )
+
+
+def _failed_key(archive: dict[str, Any]) -> str | None:
+    """The item's ByRecordingFailure key: None without a failure."""
+    failed = [entry for entry in archive.values() if isinstance(entry, dict) and entry.get("status") == FAILED_STATE]
+    if not failed:
+        return None
+    return RETRYING if any(entry.get("retryable") for entry in failed) else FAILED_STATE
+
+
 def _is_final(entry: dict[str, Any] | None) -> bool:
     return entry is not None and entry.get("status") == FAILED_STATE and not entry.get("retryable")
 
@@ -80,8 +114,8 @@ def _is_final(entry: dict[str, Any] | None) -> bool:
 def _parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.now(UTC)
+    except ValueError:  # none, or not a time: long past (due, and past any window)
+        return datetime.min.replace(tzinfo=UTC)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -166,8 +200,10 @@ class RecordingArchiver:
                 return outcome
             links = links_of(stored)
             archive = dict(stored.get(ARCHIVE) or {})
-            todo = [(name, link) for name, link in links if not is_archived(archive.get(name), link)]
-            if not todo and stored[STATE] == ARCHIVED and FAILED not in stored:
+            force = bool(stored.get(FORCE))
+            now = self._clock()
+            todo = [(name, link) for name, link in links if _due(archive.get(name), link, now, force=force)]
+            if not todo and not force and self._shows(stored, links, archive):
                 return outcome  # a stream record older than the item: nothing left to do
             deferred = False
             for name, link in todo:
@@ -181,6 +217,10 @@ class RecordingArchiver:
                         continue
                     done[(name, link)] = entry
                 archive[name] = done[(name, link)]
+            if deferred and not any((name, link) in done for name, link in todo):
+                # Not one link had the time: a pending write would wake the archiver at
+                # once, as short of time. The stream tries the record again instead.
+                raise StoreError("too little of the invocation was left to archive a recording")
             if self._record(stored, links, archive, deferred=deferred):
                 outcome.final = [(name, done[(name, link)]) for name, link in todo if _is_final(done.get((name, link)))]
                 outcome.deferred = sum(1 for name, link in todo if (name, link) not in done)
@@ -270,37 +310,51 @@ class RecordingArchiver:
         item = response.get("Item")
         return deserialise(item) if item else None
 
+    @staticmethod
+    def _outcome(
+        links: tuple[tuple[str, str], ...], archive: dict[str, Any], *, deferred: bool = False
+    ) -> dict[str, Any]:
+        """The recording attributes an item with these links and entries shows."""
+        values = archive_state(links, archive)
+        if STATE not in values:  # no link (any more): nothing to archive
+            return {STATE: ARCHIVED}
+        if values[STATE] != ARCHIVED and not deferred:
+            values[STATE] = FAILED_STATE
+        failed = _failed_key(values.get(ARCHIVE) or {})
+        if failed and values[STATE] == FAILED_STATE:
+            values[FAILED] = failed
+        return values
+
+    def _shows(self, stored: dict[str, Any], links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -> bool:
+        """Whether the item already shows what recording its outcome would write."""
+        values = self._outcome(links, archive)
+        return all(stored.get(name) == values.get(name) for name in (STATE, ARCHIVE, FAILED))
+
     def _record(
         self, stored: dict[str, Any], links: tuple[tuple[str, str], ...], archive: dict[str, Any], *, deferred: bool
     ) -> bool:
         """Write the recordings' outcome on the item if it is still ``stored``. With a
         link deferred the item stays pending: the write is a stream record of its own,
         which a later invocation takes up."""
-        values = archive_state(links, archive)
-        state = values.get(STATE)
-        if state is None:  # no link (any more): nothing to archive
-            values = {STATE: ARCHIVED}
-        elif state != ARCHIVED and not deferred:
-            state = values[STATE] = FAILED_STATE
+        values = self._outcome(links, archive, deferred=deferred)
         condition = unchanged_since(stored)
-        names = {**condition["ExpressionAttributeNames"], "#state": STATE, "#archive": ARCHIVE, "#failed": FAILED}
+        names = {
+            **condition["ExpressionAttributeNames"],
+            "#state": STATE,
+            "#archive": ARCHIVE,
+            "#failed": FAILED,
+            "#force": FORCE,
+        }
         sets = ["#state = :state"]
-        attribute_values = {":state": values[STATE], ":one": 1}
-        if ARCHIVE in values:
-            sets.append("#archive = :archive")
-            attribute_values[":archive"] = values[ARCHIVE]
-        expression = "SET " + ", ".join(sets)
-        if state == FAILED_STATE:
-            expression = expression.replace("SET ", "SET #failed = :failed, ", 1)
-            attribute_values[":failed"] = FAILED_STATE
-            removed = []
-        else:
-            removed = ["#failed"]
-        if ARCHIVE not in values:
-            removed.append("#archive")
-        if removed:
-            expression += " REMOVE " + ", ".join(removed)
-        expression += " ADD #revision :one"
+        attribute_values: dict[str, Any] = {":state": values[STATE], ":one": 1}
+        removed = ["#force"]
+        for name, placeholder in ((ARCHIVE, "#archive"), (FAILED, "#failed")):
+            if name in values:
+                sets.append(f"{placeholder} = :{name}")
+                attribute_values[f":{name}"] = values[name]
+            else:
+                removed.append(placeholder)
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removed) + " ADD #revision :one"
         try:
             self.dynamodb.update_item(
                 TableName=self.table_name,
@@ -319,23 +373,28 @@ class RecordingArchiver:
         return True
 
 
-def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any]) -> bool:
+def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any], *, force: bool = True) -> bool:
     """Mark a stored item's recordings pending (again), so that the stream hands it to
-    the archiver (``nxcdr recordings retry``, and ``backfill`` for records stored before
-    recordings were archived). False when the item changed since it was read (the
+    the archiver: ``nxcdr recordings retry`` and ``backfill`` (``force``: every
+    recording not archived is tried, those given up on included), and the schedule's
+    :func:`sweep` (those due). False when the item changed since it was read (the
     caller reads it again)."""
     condition = unchanged_since(item)
+    values: dict[str, Any] = {":pending": PENDING, ":one": 1}
+    names = {**condition["ExpressionAttributeNames"], "#state": STATE}
+    expression = "SET #state = :pending"
+    if force:
+        expression += ", #force = :force"
+        values[":force"] = True
+        names["#force"] = FORCE
     try:
         dynamodb.update_item(
             TableName=table_name,
             Key=serialise({"pk": item["pk"], "sk": item["sk"]}),
-            UpdateExpression="SET #state = :pending ADD #revision :one",
+            UpdateExpression=expression + " ADD #revision :one",
             ConditionExpression=condition["ConditionExpression"],
-            ExpressionAttributeNames={**condition["ExpressionAttributeNames"], "#state": STATE},
-            ExpressionAttributeValues={
-                **condition["ExpressionAttributeValues"],
-                **serialise({":pending": PENDING, ":one": 1}),
-            },
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(values)},
         )
     except ClientError as exc:
         if is_condition_failure(exc):
@@ -404,41 +463,44 @@ def handle_stream(
     return {"batchItemFailures": failed}
 
 
-def sweep(
-    store: CallStore,
-    dynamodb: Any,
-    table_name: str,
-    now: datetime,
-    *,
-    after: timedelta = timedelta(hours=1),
-    limit: int = 1000,
-) -> int:
-    """Hand the archiver again each recording that failed in a way that may pass (a
-    404 before NXCLOUD's storage has the file, a timeout) and last failed ``after``
-    ago or more: retries an hour apart, for as long as the entry says it may be
-    retried (RECORDING_RETRY_HOURS after its first failure). The records handed."""
+def sweep(dynamodb: Any, table_name: str, now: datetime, *, limit: int = 1000) -> int:
+    """Hand the archiver again each record with a recording that failed in a way that
+    may pass (a 404 before NXCLOUD's storage has the file, a timeout) and is due
+    (:data:`RETRY_AFTER`): the "retrying" partition of the ByRecordingFailure index, so
+    that what the archiver gave up on is never read again. Query, GetItem and UpdateItem
+    only. The records handed."""
     handed = 0
-    cursor: str | None = None
+    arguments: dict[str, Any] = {
+        "TableName": table_name,
+        "IndexName": BY_RECORDING_FAILURE,
+        "KeyConditionExpression": "#failed = :retrying",
+        "ExpressionAttributeNames": {"#failed": FAILED},
+        "ExpressionAttributeValues": serialise({":retrying": RETRYING}),
+    }
     while handed < limit:
-        page = store.recording_failures(limit=100, cursor=cursor)
-        for listed in page.items:
-            entries = (listed.get(ARCHIVE) or {}).values()
-            due = [
-                entry
-                for entry in entries
-                if entry.get("status") == FAILED_STATE
-                and entry.get("retryable")
-                and now - _parse_time(str(entry.get("failedAt", ""))) >= after
-            ]
-            if not due:
+        try:
+            response = dynamodb.query(**arguments)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        for listed in (deserialise(item) for item in response.get("Items", [])):
+            # The index holds the entries, not the body: the archiver checks the links.
+            if not any(_retry_due(entry, now) for entry in (listed.get(ARCHIVE) or {}).values()):
                 continue
-            nxcloud_id, kind = record_id(listed)
-            for _ in range(_MAX_ROUNDS):
-                items = store.get(nxcloud_id, kind)
-                if not items or request_retry(dynamodb, table_name, items[0]):
-                    handed += bool(items)
-                    break
-        cursor = page.cursor
-        if cursor is None:
+            handed += _hand_back(dynamodb, table_name, {"pk": listed["pk"], "sk": listed["sk"]})
+        if "LastEvaluatedKey" not in response:
             break
+        arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     return handed
+
+
+def _hand_back(dynamodb: Any, table_name: str, key: dict[str, Any]) -> int:
+    for _ in range(_MAX_ROUNDS):
+        try:
+            found = dynamodb.get_item(TableName=table_name, Key=serialise(key), ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(str(exc)) from exc
+        if not found:
+            return 0
+        if request_retry(dynamodb, table_name, deserialise(found), force=False):
+            return 1
+    return 0

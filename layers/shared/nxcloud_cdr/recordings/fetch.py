@@ -213,10 +213,18 @@ class _PinnedConnection(http.client.HTTPSConnection):
         super().__init__(target.host, target.port, timeout=timeout, context=context)
         self._address = target.address
         self._context = context
+        # The socket from before the TLS handshake on, for the watchdog to cut.
+        self.raw: socket.socket | None = None
+        self.cut = False
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        plain = socket.create_connection((self._address, self.port), self.timeout)
+        # The handshake after the TLS socket is in place, so that the watchdog can cut it.
+        tls = self._context.wrap_socket(plain, server_hostname=self.host, do_handshake_on_connect=False)
+        self.raw = self.sock = tls
+        if self.cut:  # the deadline passed while it connected
+            raise TimeoutError("the download's deadline passed")
+        tls.do_handshake()
 
 
 def _context(policy: FetchPolicy) -> ssl.SSLContext:
@@ -235,9 +243,9 @@ class _Watchdog:
         self.deadline = time.monotonic() + seconds
         self.fired = False
         self._timer: threading.Timer | None = None
-        self._connection: http.client.HTTPSConnection | None = None
+        self._connection: _PinnedConnection | None = None
 
-    def watch(self, connection: http.client.HTTPSConnection) -> None:
+    def watch(self, connection: _PinnedConnection) -> None:
         self.cancel()
         self._connection = connection
         self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire)
@@ -246,12 +254,15 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        sock = getattr(self._connection, "sock", None)
-        if sock is not None:
+        connection = self._connection
+        if connection is None:
+            return
+        connection.cut = True
+        if connection.raw is not None:
             # The plain socket's shutdown: the TLS object stays with the reading thread,
-            # whose read returns at once.
+            # whose read (or handshake) returns at once.
             with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                socket.socket.shutdown(connection.raw, socket.SHUT_RDWR)
 
     def check(self) -> None:
         if self.fired or time.monotonic() > self.deadline:
@@ -349,6 +360,14 @@ def open_recording(url: str, policy: FetchPolicy) -> Download:
     """Open the recording at ``url`` (redirects followed, each checked). The caller
     closes the :class:`Download`."""
     watchdog = _Watchdog(policy.max_seconds)
+    try:
+        return _follow(url, policy, watchdog)
+    except BaseException:
+        watchdog.cancel()
+        raise
+
+
+def _follow(url: str, policy: FetchPolicy, watchdog: _Watchdog) -> Download:
     context = _context(policy)
     current = url
     for _ in range(policy.max_redirects + 1):
@@ -380,10 +399,8 @@ def open_recording(url: str, policy: FetchPolicy) -> Download:
         try:
             return _opened(current, response, connection, policy, watchdog)
         except BaseException:
-            watchdog.cancel()
             connection.close()
             raise
-    watchdog.cancel()
     raise FetchError("redirects", f"more than {policy.max_redirects} redirects", retryable=False)
 
 

@@ -15,7 +15,6 @@ from botocore.config import Config
 from .. import aws_clients
 from ..config import RecordingSettings
 from ..observability import count, logger, metrics
-from ..store import CallStore
 from ..times import now_utc
 from .archiver import RecordingArchiver, handle_stream, sweep
 
@@ -70,8 +69,7 @@ def _count(name: str, value: float = 1) -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "Records" not in event:  # the hourly schedule
         current = archiver()
-        store = CallStore(current.dynamodb, current.table_name, settings().quarantine_table_name)
-        handed = sweep(store, current.dynamodb, current.table_name, now_utc())
+        handed = sweep(current.dynamodb, current.table_name, now_utc())
         _count("RecordingRetriesScheduled", handed)
         return {"handed": handed}
     remaining_ms = getattr(context, "get_remaining_time_in_millis", lambda: _DEFAULT_REMAINING_MS)

@@ -169,7 +169,7 @@ def dashboard() -> dict[str, Any]:
         ),
         _widget("API requests", _api_lines("Count", "Sum"), 16, 32),
         _widget(
-            "Recordings archived, failed (retried later), given up, store errors",
+            "Recordings archived, failed (retried later), given up, store errors, deferred",
             _recording_lines(
                 [
                     "RecordingsArchived",
@@ -177,6 +177,7 @@ def dashboard() -> dict[str, Any]:
                     "RecordingRetriesScheduled",
                     "RecordingFailuresFinal",
                     "RecordingStoreErrors",
+                    "RecordingsDeferred",
                 ]
             ),
             0,

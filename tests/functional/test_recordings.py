@@ -191,7 +191,7 @@ def test_a_failing_link_is_retried_then_recorded_listed_and_retried_on_request(
 
     # Retried on request (nxcdr recordings retry) once the file is there.
     recording_host.routes["/" + path] = type(recording_host.routes["/" + path])(body=MP3_HEADER + b"late")
-    assert request_retry(ddb, push_env["TABLE_NAME"], item)
+    assert request_retry(ddb, push_env["TABLE_NAME"], item, now=later + timedelta(minutes=1))
     pump.drain()
 
     item = item_of(store, "rec-404")
@@ -440,3 +440,81 @@ def test_whatever_arrives_in_any_order_the_item_ends_with_its_shown_link_archive
 def test_the_sample_stream_event_is_answered_without_failures(invoke, bucket):
     answer: Callable[..., Any] = invoke
     assert answer(ARCHIVER_FUNCTION, load_event("recording-archiver-stream.json")) == {"batchItemFailures": []}
+
+
+def push_legs(invoke: Any, recording_host: RecordingHost, call_id: str, sizes: list[int]) -> list[str]:
+    """A 2024 PNS call result with a leg per size, each leg's recording of that size."""
+    body = json.loads(load_event("pns-call-result-2024.json")["body"])
+    body["callId"] = call_id
+    body["legList"] = [dict(body["legList"][0]) for _ in sizes]
+    paths = []
+    for leg, size in zip(body["legList"], sizes, strict=True):
+        path = f"pns24/{uuid.uuid4().hex}.mp3"
+        leg["callRecordFile"] = recording_host.add(path, body=MP3_HEADER + b"x" * size)
+        paths.append("/" + path)
+    event = event_with_body("pns-call-result-2024.json", json.dumps(body))
+    assert invoke("PnsCallResultFunction", event)["statusCode"] == 200
+    return paths
+
+
+def test_a_retry_request_stands_until_every_link_was_tried_and_through_a_merge(
+    invoke, store, pump, recording_host, monkeypatch, ddb, push_env
+):
+    """`nxcdr recordings retry` after a fix: the first invocation has the time for one
+    leg only, and NXCLOUD's corrected copy is merged in between; both legs end archived."""
+    monkeypatch.setattr(archiver_handler, "give_up", lambda message: None)
+    paths = push_legs(invoke, recording_host, "rec-request", [5000, 5000])
+    archiver = archiver_handler.archiver()
+    object.__setattr__(archiver.policy, "max_bytes", 1000)
+    pump.drain()
+    assert item_of(store, "rec-request")["recordingFailed"] == "failed"  # too large: given up
+
+    object.__setattr__(archiver.policy, "max_bytes", 10_000_000)
+    assert request_retry(ddb, push_env["TABLE_NAME"], item_of(store, "rec-request"))
+    body = json.loads(item_of(store, "rec-request")["raw"]) | {"ext": "a corrected copy"}
+    assert (
+        invoke("PnsCallResultFunction", event_with_body("pns-call-result-2024.json", json.dumps(body)))["statusCode"]
+        == 200
+    )
+    assert "recordingRetry" in item_of(store, "rec-request")  # the merge kept the request
+    answers = iter([900.0, 900.0, 5.0])  # time for the first leg, not the second
+    real = archiver.archive
+    monkeypatch.setattr(archiver, "archive", lambda key, time_left=None: real(key, lambda: next(answers, 900.0)))
+    pump.drain()
+
+    item = item_of(store, "rec-request")
+    assert item["recordingState"] == "archived" and "recordingRetry" not in item
+    assert [recording_host.routes[path].hits for path in paths] == [2, 2]
+
+
+def test_a_routine_deferral_is_no_failure(invoke, store, pump, recording_host, monkeypatch):
+    counted: list[str] = []
+    monkeypatch.setattr(archiver_handler, "_count", lambda name, value=1: counted.append(name))
+    _link, archiver = pushed(invoke, recording_host, "rec-deferred")
+    answers = iter([5.0])
+    real = archiver.archive
+    monkeypatch.setattr(archiver, "archive", lambda key, time_left=None: real(key, lambda: next(answers, 900.0)))
+    pump.drain()
+
+    assert item_of(store, "rec-deferred")["recordingState"] == "archived"
+    assert "RecordingsDeferred" in counted and "RecordingStoreErrors" not in counted
+
+
+def test_failures_are_listed_once_each_whatever_the_page_size(invoke, store, pump, recording_host):
+    for number in range(3):
+        push_pns(invoke, f"rec-listed-final-{number}", f"https://evil.example/{number}.mp3")
+    for number in range(2):
+        missing = recording_host.add(f"pns/{uuid.uuid4().hex}.mp3", status=404, body=b"")
+        push_pns(invoke, f"rec-listed-retrying-{number}", missing)
+    pump.drain()
+    for limit in range(1, 7):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.recording_failures(limit=limit, cursor=cursor)
+            seen += [item["nxcloudId"] for item in page.items]
+            cursor = page.cursor
+            if not cursor:
+                break
+        assert len(seen) == len(set(seen)) == 5, (limit, seen)
+        assert [name.split("-")[2] for name in seen] == ["final"] * 3 + ["retrying"] * 2

@@ -332,3 +332,31 @@ def test_failed_downloads_leave_no_timer_behind(host: RecordingHost, policy: Fet
         with pytest.raises(FetchError):
             fetch(link, policy)
     assert threading.active_count() <= before + 2  # the stand-in's own request threads at most
+
+
+def test_a_connection_that_never_completes_ends_by_the_deadline_too(host: RecordingHost, policy: FetchPolicy):
+    """After a slow redirect, a host that never accepts (its queue full: SYNs dropped):
+    no socket for the watchdog to cut yet, the connection attempt itself is bounded."""
+    import socket
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    url = host.add("hole/r.mp3", status=302, delay=1.5, location=f"https://localhost:{port}/x.mp3", body=b"")
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as caught:
+            fetch(url, replace(policy, timeout_s=6.0, max_seconds=2.0))
+    finally:
+        for sock in [hole, *fillers]:
+            sock.close()
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 3.0

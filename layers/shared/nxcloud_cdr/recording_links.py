@@ -35,8 +35,9 @@ ARCHIVE = "recordings"
 # schedule still retries one of them (the partition it reads), "failed" once none.
 FAILED = "recordingFailed"
 RETRYING = "retrying"
-# Set by `nxcdr recordings retry`: every recording not archived is tried again, those the
-# archiver gave up on included. The archiver removes it.
+# Set by `nxcdr recordings retry` to the time of the request: every recording not
+# archived that failed before it is tried once more, those the archiver gave up on
+# included. The archiver removes it once it has tried them all.
 FORCE = "recordingRetry"
 PENDING = "pending"
 ARCHIVED = "archived"

@@ -310,6 +310,8 @@ def _with_archive(item: dict[str, Any], stored: dict[str, Any], shown: CallRecor
     pending, so that the archiver (which the stream wakes) tries it."""
     values = archive_state(shown.recordings, dict(stored.get(ARCHIVE) or {}))
     kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED, FORCE)}
+    if values and FORCE in stored:  # an operator's retry request outlives the merge
+        values[FORCE] = stored[FORCE]
     return {**kept, **values}
 
 

@@ -41,7 +41,7 @@ from ..recording_links import (
     recording_links,
 )
 from ..store import BY_RECORDING_FAILURE, StoreError, is_condition_failure, readable, record_id
-from ..times import iso_utc
+from ..times import iso_utc, now_utc
 from ..write_rule import unchanged_since
 from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
 from .upload import PART_BYTES, UploadError, upload
@@ -77,7 +77,7 @@ def object_key(item: dict[str, Any], name: str, extension: str) -> str:
     return f"{PREFIX}/{day}/{quote(kind, safe='_')}/{shown}{suffix}.{extension}"
 
 
-def _due(entry: Any, link: str, now: datetime, *, force: bool) -> bool:
+def _due(entry: Any, link: str, now: datetime, *, requested: str | None) -> bool:
     """Whether a recording is to be tried now: a link not tried yet (or changed), a
     failure that may pass and failed :data:`RETRY_AFTER` ago or more, anything not
     archived on request (``force``). A failure the archiver gave up on waits for a
@@ -86,7 +86,9 @@ def _due(entry: Any, link: str, now: datetime, *, force: bool) -> bool:
         return True
     if entry.get("status") == ARCHIVED:
         return False
-    return force or _retry_due(entry, now)
+    if requested is not None and str(entry.get("failedAt", "")) < requested:
+        return True  # failed before the request: tried once more, whatever it failed of
+    return _retry_due(entry, now)
 
 
 def _retry_due(entry: Any, now: datetime) -> bool:
@@ -129,6 +131,11 @@ def links_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return recording_links(kind, payload)
 
 
+class DeferredError(StoreError):
+    """Not one link of the item had the time left in this invocation: the stream
+    delivers the record again (no failure of anything, not counted as one)."""
+
+
 @dataclass
 class ItemOutcome:
     archived: int = 0
@@ -164,6 +171,9 @@ class RecordingArchiver:
         self._attempts = attempts
         self._backoff_s = backoff_s
         self.retry_window = timedelta(hours=retry_hours)
+        # What one attempt may take at worst: the download's deadline, a connection
+        # begun just before it, and the item's update.
+        self._needed_s = policy.max_seconds + policy.timeout_s + _MARGIN_S
         self._sleep = sleep
         self._clock = clock
 
@@ -200,10 +210,12 @@ class RecordingArchiver:
                 return outcome
             links = links_of(stored)
             archive = dict(stored.get(ARCHIVE) or {})
-            force = bool(stored.get(FORCE))
+            # A request (nxcdr recordings retry): when it was made, so that what failed
+            # since is not tried again and again.
+            requested = str(stored[FORCE]) if isinstance(stored.get(FORCE), str) else None
             now = self._clock()
-            todo = [(name, link) for name, link in links if _due(archive.get(name), link, now, force=force)]
-            if not todo and not force and self._shows(stored, links, archive):
+            todo = [(name, link) for name, link in links if _due(archive.get(name), link, now, requested=requested)]
+            if not todo and FORCE not in stored and self._shows(stored, links, archive):
                 return outcome  # a stream record older than the item: nothing left to do
             deferred = False
             for name, link in todo:
@@ -220,7 +232,7 @@ class RecordingArchiver:
             if deferred and not any((name, link) in done for name, link in todo):
                 # Not one link had the time: a pending write would wake the archiver at
                 # once, as short of time. The stream tries the record again instead.
-                raise StoreError("too little of the invocation was left to archive a recording")
+                raise DeferredError("too little of the invocation was left to archive a recording")
             if self._record(stored, links, archive, deferred=deferred):
                 outcome.final = [(name, done[(name, link)]) for name, link in todo if _is_final(done.get((name, link)))]
                 outcome.deferred = sum(1 for name, link in todo if (name, link) not in done)
@@ -238,7 +250,7 @@ class RecordingArchiver:
         """The entry of one recording: archived, or failed after this invocation's
         attempts. None when too little time is left to try it (it stays pending)."""
         name, link = recording
-        if time_left() < self.policy.max_seconds + _MARGIN_S:
+        if time_left() < self._needed_s:
             return None
         same = isinstance(previous, dict) and previous.get("link") == link_id(link)
         tried = int(previous.get("attempts", 0)) if same else 0
@@ -261,7 +273,7 @@ class RecordingArchiver:
                 return entry
             pause = self._backoff_s * 2**attempt
             last = attempt + 1 >= self._attempts
-            if last or not error.retryable or time_left() < pause + self.policy.max_seconds + _MARGIN_S:
+            if last or not error.retryable or time_left() < pause + self._needed_s:
                 break
             self._sleep(pause)
         assert error is not None
@@ -347,7 +359,10 @@ class RecordingArchiver:
         }
         sets = ["#state = :state"]
         attribute_values: dict[str, Any] = {":state": values[STATE], ":one": 1}
-        removed = ["#force"]
+        # A request stands until every link it covers was tried (none deferred).
+        removed = [] if deferred else ["#force"]
+        if deferred:
+            del names["#force"]
         for name, placeholder in ((ARCHIVE, "#archive"), (FAILED, "#failed")):
             if name in values:
                 sets.append(f"{placeholder} = :{name}")
@@ -373,7 +388,9 @@ class RecordingArchiver:
         return True
 
 
-def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any], *, force: bool = True) -> bool:
+def request_retry(
+    dynamodb: Any, table_name: str, item: dict[str, Any], *, force: bool = True, now: datetime | None = None
+) -> bool:
     """Mark a stored item's recordings pending (again), so that the stream hands it to
     the archiver: ``nxcdr recordings retry`` and ``backfill`` (``force``: every
     recording not archived is tried, those given up on included), and the schedule's
@@ -385,7 +402,7 @@ def request_retry(dynamodb: Any, table_name: str, item: dict[str, Any], *, force
     expression = "SET #state = :pending"
     if force:
         expression += ", #force = :force"
-        values[":force"] = True
+        values[":force"] = iso_utc(now or now_utc())
         names["#force"] = FORCE
     try:
         dynamodb.update_item(
@@ -448,7 +465,7 @@ def handle_stream(
     failed: list[dict[str, str]] = []
     for key, outcome in outcomes.items():
         if isinstance(outcome, StoreError):
-            count("RecordingStoreErrors")
+            count("RecordingsDeferred" if isinstance(outcome, DeferredError) else "RecordingStoreErrors")
             failed.extend({"itemIdentifier": sequence} for sequence in sequences[key])
             continue
         if outcome.archived:

@@ -209,8 +209,9 @@ def check_link(url: str, policy: FetchPolicy) -> Target:
 class _PinnedConnection(http.client.HTTPSConnection):
     """HTTPS to the address checked, with the host's name for SNI and the certificate."""
 
-    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext) -> None:
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext, deadline: float) -> None:
         super().__init__(target.host, target.port, timeout=timeout, context=context)
+        self._deadline = deadline
         self._address = target.address
         self._context = context
         # The socket from before the TLS handshake on, for the watchdog to cut.
@@ -218,7 +219,10 @@ class _PinnedConnection(http.client.HTTPSConnection):
         self.cut = False
 
     def connect(self) -> None:
-        plain = socket.create_connection((self._address, self.port), self.timeout)
+        # A connection attempt the watchdog cannot cut (no socket yet): bounded by the deadline.
+        remaining = max(self._deadline - time.monotonic(), 0.01)
+        plain = socket.create_connection((self._address, self.port), min(self.timeout or remaining, remaining))
+        plain.settimeout(self.timeout)
         # The handshake after the TLS socket is in place, so that the watchdog can cut it.
         tls = self._context.wrap_socket(plain, server_hostname=self.host, do_handshake_on_connect=False)
         self.raw = self.sock = tls
@@ -373,7 +377,7 @@ def _follow(url: str, policy: FetchPolicy, watchdog: _Watchdog) -> Download:
     for _ in range(policy.max_redirects + 1):
         target = check_link(current, policy)
         watchdog.check()
-        connection = _PinnedConnection(target, policy.timeout_s, context)
+        connection = _PinnedConnection(target, policy.timeout_s, context, watchdog.deadline)
         watchdog.watch(connection)
         try:
             connection.request("GET", target.path, headers={"User-Agent": USER_AGENT, "Accept": "audio/*, */*;q=0.1"})

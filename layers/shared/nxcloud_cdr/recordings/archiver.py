@@ -465,7 +465,10 @@ def handle_stream(
     failed: list[dict[str, str]] = []
     for key, outcome in outcomes.items():
         if isinstance(outcome, StoreError):
-            count("RecordingsDeferred" if isinstance(outcome, DeferredError) else "RecordingStoreErrors")
+            if isinstance(outcome, DeferredError):
+                count("RecordingsDeferred")
+            else:
+                count("RecordingStoreErrors")
             failed.extend({"itemIdentifier": sequence} for sequence in sequences[key])
             continue
         if outcome.archived:

@@ -469,7 +469,7 @@ def command_recordings(target: Target, arguments: argparse.Namespace) -> int:
         _emit_page(arguments, Page(rows, page.cursor), RECORDING_COLUMNS)
         return 0
     # retry: each listed record marked pending again; the stream hands it to the archiver.
-    from nxcloud_cdr.recordings.archiver import links_of, request_retry  # noqa: PLC0415
+    from nxcloud_cdr.recordings.archiver import hand_back, links_of  # noqa: PLC0415
 
     if arguments.action == "backfill":  # of the records scanned, those with a link
         page = Page([item for item in page.items if links_of(item)], page.cursor)
@@ -482,11 +482,8 @@ def command_recordings(target: Target, arguments: argparse.Namespace) -> int:
         return 1
     retried = 0
     for listed in page.items:
-        for _ in range(5):  # read again when a writer changed the item in between
-            items = target.store.get(str(listed["nxcloudId"]), str(listed["kind"]))
-            if not items or request_retry(target.store.client, target.store.table_name, items[0]):
-                retried += bool(items)
-                break
+        key = {"pk": listed["pk"], "sk": listed["sk"]}
+        retried += hand_back(target.store.client, target.store.table_name, key, force=True)
     more = f"; the next {arguments.limit} with --cursor {page.cursor}" if page.cursor else ""
     sys.stdout.write(f"{retried} records handed to the archiver again{more}\n")
     return 0

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -69,6 +69,23 @@ class LookupOffError(ValueError):
 def is_condition_failure(exc: ClientError) -> bool:
     """A conditional write that DynamoDB refused because its condition did not hold."""
     return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def conditional(
+    call: Callable[..., Any], *, refused: Callable[[ClientError], Exception | None] = lambda exc: None, **arguments: Any
+) -> bool:
+    """A conditional write: True when it was made, False when its condition did not
+    hold. :class:`StoreError` when the store did not answer, or ``refused``'s exception
+    for an error that is about the request, not the store."""
+    try:
+        call(**arguments)
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise refused(exc) or StoreError(str(exc)) from exc
+    except BotoCoreError as exc:
+        raise StoreError(str(exc)) from exc
+    return True
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .dynamodb_types import deserialise, serialise
-from .store import StoreError, is_condition_failure
+from .store import StoreError, conditional, is_condition_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -107,21 +107,14 @@ class SyncState:
     def acquire(self, owner: str, *, now_ms: int, ttl_ms: int) -> bool:
         """Take the lease unless another live run holds it. A crashed run's lease
         expires after ``ttl_ms`` (longer than the function's timeout)."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=serialise({"pk": self._pk, "sk": "lease", "owner": owner, "expiresAtMs": now_ms + ttl_ms}),
-                ConditionExpression="attribute_not_exists(pk) OR expiresAtMs < :now OR #owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues=serialise({":now": now_ms, ":owner": owner}),
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        return True
+        return conditional(
+            self._client.put_item,
+            TableName=self._table,
+            Item=serialise({"pk": self._pk, "sk": "lease", "owner": owner, "expiresAtMs": now_ms + ttl_ms}),
+            ConditionExpression="attribute_not_exists(pk) OR expiresAtMs < :now OR #owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues=serialise({":now": now_ms, ":owner": owner}),
+        )
 
     def release(self, owner: str) -> None:
         try:

@@ -56,6 +56,7 @@ from .store import (
     RAW_COMPRESSED,
     SORT_KEY,
     StoreError,
+    conditional,
     expires_at,
     is_condition_failure,
     readable,
@@ -416,16 +417,9 @@ class RecordWriter:
         return self._put_if_unchanged(item, stored)
 
     def _conditional(self, call: Any, **arguments: Any) -> bool:
-        """A conditional write; False when its condition did not hold."""
-        try:
-            call(**arguments)
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise _refused(exc) or StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        return True
+        """A conditional write; False when its condition did not hold. DynamoDB
+        refusing the item is :class:`UnstorableError` (the body's, not the store's)."""
+        return conditional(call, refused=_refused, **arguments)
 
     def _version_items(self, stored: dict[str, Any]) -> list[dict[str, Any]]:
         """The version items of the stored record (one per copy kept beside the item)."""

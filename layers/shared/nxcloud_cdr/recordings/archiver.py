@@ -40,7 +40,7 @@ from ..recording_links import (
     link_id,
     recording_links,
 )
-from ..store import BY_RECORDING_FAILURE, StoreError, is_condition_failure, readable, record_id
+from ..store import BY_RECORDING_FAILURE, StoreError, conditional, readable, record_id
 from ..times import iso_utc, now_utc
 from ..write_rule import unchanged_since
 from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
@@ -144,8 +144,6 @@ class ItemOutcome:
     # Failures the archiver stops retrying by itself (refused, too large, or failing
     # for RECORDING_RETRY_HOURS): (name, entry) each, for the failures queue.
     final: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # Links left for a later invocation (too little of this one's time left).
-    deferred: int = 0
 
 
 class RecordingArchiver:
@@ -235,7 +233,6 @@ class RecordingArchiver:
                 raise DeferredError("too little of the invocation was left to archive a recording")
             if self._record(stored, links, archive, deferred=deferred):
                 outcome.final = [(name, done[(name, link)]) for name, link in todo if _is_final(done.get((name, link)))]
-                outcome.deferred = sum(1 for name, link in todo if (name, link) not in done)
                 return outcome
         raise StoreError("the item kept changing while its recordings were recorded; retry")
 
@@ -315,12 +312,7 @@ class RecordingArchiver:
         }
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            response = self.dynamodb.get_item(TableName=self.table_name, Key=serialise(key), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(str(exc)) from exc
-        item = response.get("Item")
-        return deserialise(item) if item else None
+        return read_item(self.dynamodb, self.table_name, key)
 
     @staticmethod
     def _outcome(
@@ -370,22 +362,15 @@ class RecordingArchiver:
             else:
                 removed.append(placeholder)
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removed) + " ADD #revision :one"
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
-                UpdateExpression=expression,
-                ConditionExpression=condition["ConditionExpression"],
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(attribute_values)},
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
-        return True
+        return conditional(
+            self.dynamodb.update_item,
+            TableName=self.table_name,
+            Key=serialise({"pk": stored["pk"], "sk": stored["sk"]}),
+            UpdateExpression=expression,
+            ConditionExpression=condition["ConditionExpression"],
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(attribute_values)},
+        )
 
 
 def request_retry(
@@ -404,22 +389,15 @@ def request_retry(
         expression += ", #force = :force"
         values[":force"] = iso_utc(now or now_utc())
         names["#force"] = FORCE
-    try:
-        dynamodb.update_item(
-            TableName=table_name,
-            Key=serialise({"pk": item["pk"], "sk": item["sk"]}),
-            UpdateExpression=expression + " ADD #revision :one",
-            ConditionExpression=condition["ConditionExpression"],
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(values)},
-        )
-    except ClientError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise StoreError(str(exc)) from exc
-    except BotoCoreError as exc:
-        raise StoreError(str(exc)) from exc
-    return True
+    return conditional(
+        dynamodb.update_item,
+        TableName=table_name,
+        Key=serialise({"pk": item["pk"], "sk": item["sk"]}),
+        UpdateExpression=expression + " ADD #revision :one",
+        ConditionExpression=condition["ConditionExpression"],
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={**condition["ExpressionAttributeValues"], **serialise(values)},
+    )
 
 
 def handle_stream(
@@ -506,21 +484,30 @@ def sweep(dynamodb: Any, table_name: str, now: datetime, *, limit: int = 1000) -
             # The index holds the entries, not the body: the archiver checks the links.
             if not any(_retry_due(entry, now) for entry in (listed.get(ARCHIVE) or {}).values()):
                 continue
-            handed += _hand_back(dynamodb, table_name, {"pk": listed["pk"], "sk": listed["sk"]})
+            handed += hand_back(dynamodb, table_name, {"pk": listed["pk"], "sk": listed["sk"]}, force=False)
         if "LastEvaluatedKey" not in response:
             break
         arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
     return handed
 
 
-def _hand_back(dynamodb: Any, table_name: str, key: dict[str, Any]) -> int:
+def read_item(dynamodb: Any, table_name: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """An item as it is now (a consistent read), or None."""
+    try:
+        response = dynamodb.get_item(TableName=table_name, Key=serialise(key), ConsistentRead=True)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(str(exc)) from exc
+    item = response.get("Item")
+    return deserialise(item) if item else None
+
+
+def hand_back(dynamodb: Any, table_name: str, key: dict[str, Any], *, force: bool) -> int:
+    """:func:`request_retry` on the item as it is now, read again while another writer
+    changes it in between. 1 when handed back, 0 when the item is gone (or kept changing)."""
     for _ in range(_MAX_ROUNDS):
-        try:
-            found = dynamodb.get_item(TableName=table_name, Key=serialise(key), ConsistentRead=True).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(str(exc)) from exc
-        if not found:
+        found = read_item(dynamodb, table_name, key)
+        if found is None:
             return 0
-        if request_retry(dynamodb, table_name, deserialise(found), force=False):
+        if request_retry(dynamodb, table_name, found, force=force):
             return 1
     return 0

@@ -352,7 +352,8 @@ def audio_extension(url: str, content_type: str, first: bytes) -> str | None:
     sniffed = next((ext for magic, at, ext in _MAGIC if first[at : at + len(magic)] == magic), None)
     if sniffed is None and len(first) >= 2 and first[0] == 0xFF and first[1] & 0xE0 == 0xE0:
         sniffed = "mp3"  # an MPEG audio frame header
-    suffix = urlsplit(url).path.rsplit(".", 1)[-1].lower() if "." in urlsplit(url).path else ""
+    path = urlsplit(url).path
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if content_type.startswith("audio/"):
         return _TYPE_EXTENSIONS.get(content_type) or (suffix if suffix in AUDIO_EXTENSIONS else sniffed or "audio")
     if content_type in _UNTYPED and sniffed:

@@ -22,6 +22,7 @@ from .archiver import RecordingArchiver, handle_stream, sweep
 _DEFAULT_REMAINING_MS = 15 * 60 * 1000
 _archiver: RecordingArchiver | None = None
 _settings: RecordingSettings | None = None
+_sqs: Any = None
 # The archiver's metrics' dimension (Recordings=archive), as the dashboard shows them.
 DIMENSION = "archive"
 
@@ -47,11 +48,14 @@ def archiver() -> RecordingArchiver:
 def give_up(message: dict[str, Any]) -> None:
     """A recording the archiver will not retry by itself, in the failures queue (where
     the stream's given-up records go): an alarm watches it."""
+    global _sqs
     queue = settings().failures_queue_url
     if not queue:
         return
     try:
-        aws_clients.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(message, default=str))
+        # Made on the first recording given up on, then kept: a client costs tens of ms.
+        _sqs = _sqs or aws_clients.client("sqs")
+        _sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(message, default=str))
     except Exception as exc:  # the item records the failure: the queue is the alarm's, not the record
         logger.warning("could not report a failed recording to the failures queue", extra={"error": str(exc)[:300]})
 

@@ -32,8 +32,10 @@ from nxcloud_cdr.times import from_epoch, iso_utc, now_utc, parse_zone
 
 # A run of the sync may take the function's whole timeout; an Invoke is never repeated.
 INVOKE_CONFIG = Config(read_timeout=960, connect_timeout=10, retries={"total_max_attempts": 1})
-# Written by `make local` (devtools/local_stack.py) at the repository's top.
-LOCAL_STATE = Path(os.environ.get("NXCDR_LOCAL_STATE") or Path(__file__).resolve().parents[3] / ".local" / "stack.json")
+# The repository (tools/ is at its top), where `make local` (devtools/local_stack.py)
+# writes the local stack's state.
+REPO = Path(__file__).resolve().parents[1]
+LOCAL_STATE = Path(os.environ.get("NXCDR_LOCAL_STATE") or REPO / ".local" / "stack.json")
 RECORD_COLUMNS = (
     "callStartUtc",
     "kind",

@@ -459,3 +459,12 @@ def test_list_says_which_kind_it_lists_when_none_is_given(deployed, capsys):
     assert "(kind pns_call_result, the default; --kind for" in capsys.readouterr().out
     assert nxcdr("list", "--kind", "cc_cdr") == 0
     assert "the default" not in capsys.readouterr().out
+
+
+def test_the_local_stack_is_found_where_make_local_writes_it():
+    # ./nxcdr without NXCDR_LOCAL_STATE, as the README's demo runs it.
+    from devtools.local_stack import REPO_ROOT as stack_root
+    from tools import nxcdr
+
+    assert stack_root == nxcdr.REPO
+    assert (nxcdr.REPO / "template.yaml").is_file()

@@ -463,7 +463,7 @@ def test_list_says_which_kind_it_lists_when_none_is_given(deployed, capsys):
 
 def test_the_local_stack_is_found_where_make_local_writes_it():
     # ./nxcdr without NXCDR_LOCAL_STATE, as the README's demo runs it.
-    from devtools.local_stack import REPO_ROOT as stack_root
+    from devtools import REPO_ROOT as stack_root
     from tools import nxcdr
 
     assert stack_root == nxcdr.REPO

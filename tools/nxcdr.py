@@ -235,8 +235,9 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
         sources = ", ".join(item.get("sources") or [item.get("source", "")])
         first = item.get("receivedAt", "")
         seen = f"first received {first}, last {item.get('lastSeenAt') or first}"
-        merged = "copies" in item
-        what = f"the merge of {len(item['copies'])} copies, field by field" if merged else "as received"
+        # An item that shows the join of its copies (README, "Data model") has their call summary.
+        joined = "callSummary" in item
+        what = f"the join of {len(item['versions'])} copies, value by value" if joined else "as received"
         sys.stdout.write(
             f"{summary}\n\nsources: {sources} ({seen})\n\nfields:\n{fields}\n\nraw ({what}):\n{item.get('raw', '')}\n\n"
         )

@@ -434,7 +434,7 @@ def test_show_lists_the_copies_received_their_merge_and_what_was_not_normalised(
     shown = capsys.readouterr().out
     assert "not normalised: duration: Input should be a valid integer" in shown
     assert "sources: push (first received" in shown
-    assert "raw (the merge of 2 copies, field by field)" in shown
+    assert "raw (the join of 2 copies, value by value)" in shown
     assert "copy received" in shown and '{"callId":"7"}\n' in shown
     assert nxcdr("--json", "show", "7") == 0
     [item] = json.loads(capsys.readouterr().out)

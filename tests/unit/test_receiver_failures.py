@@ -78,12 +78,12 @@ def test_quarantine_failure_on_bad_input_is_503_so_the_body_is_not_lost(aws, pus
 
 
 def fail_merges(monkeypatch: Any) -> None:
-    """Every write of a merged item (the last step of a merge) fails with throttling."""
+    """Every write of an item that shows a join (the last step of a merge) fails with throttling."""
     client = runtime().writer._client
     real_put = client.put_item
 
     def put_item(**call: Any) -> Any:
-        if "copies" in call["Item"]:
+        if "merge" in call["Item"]:
             raise THROTTLED
         return real_put(**call)
 
@@ -103,7 +103,7 @@ def test_a_copy_that_adds_nothing_and_cannot_be_merged_is_503(aws, push_env, inv
     # NXCLOUD's retry merges the copy; the merge still shows the recording it lacks.
     assert body_of(invoke("PnsCallResultFunction", event))["outcome"] == "kept"
     [shown] = runtime().store.get("1604763745256783872", "pns_call_result")
-    assert as_read(shown)["fields"]["recordFile"] and len(shown["copies"]) == 2
+    assert as_read(shown)["fields"]["recordFile"] and "callSummary" in shown  # the join of the two
     kept = [json.loads(v["raw"]) for v in runtime().store.versions("1604763745256783872")]
     assert stale in kept and len(kept) == 2
 
@@ -118,7 +118,7 @@ def test_a_merge_that_fails_is_503_and_shows_nothing_new(aws, push_env, invoke, 
 
     assert response["statusCode"] == 503
     [shown] = runtime().store.get("1604763745256783872", "pns_call_result")
-    assert as_read(shown)["fields"]["recordFile"] == "" and "copies" not in shown
+    assert as_read(shown)["fields"]["recordFile"] == "" and "callSummary" not in shown  # still the one copy
     monkeypatch.undo()
     for name, value in push_env.items():
         monkeypatch.setenv(name, value)

@@ -83,9 +83,12 @@ def normalised(item: dict[str, Any], zone: tzinfo) -> tuple[dict[str, Any], list
     raw = str(item["raw"])
     try:
         # As leniently as the record was read on arrival: a sync row may hold NaN.
-        record = kind.map(nxjson.loads(raw, constants=True), raw, zone)
+        record = kind.map(nxjson.loads(raw, duplicates="keep", constants=True), raw, zone)
     except Exception as exc:  # a record stored by an older mapping that this one refuses
         return {"_notReadable": f"{type(exc).__name__}: {str(exc)[:200]}"}, []
+    fields = dict(record.fields)
+    if "callSummary" in item:  # an item that shows a join: the call by meaning, across every copy
+        fields["callSummary"] = item["callSummary"]
     # In the form the item once stored them: text that prints (lone surrogates
     # escaped), numbers DynamoDB and JSON can hold.
-    return storable(record.fields, "fields", []), list(record.unknown_fields)
+    return storable(fields, "fields", []), list(record.unknown_fields)

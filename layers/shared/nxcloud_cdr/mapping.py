@@ -42,7 +42,15 @@ class Normaliser:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        # Where in the payload (keys and list positions) each value the model could not
+        # read is: the merge of copies ranks a readable value above such a one.
+        self.unreadable: list[tuple[str | int, ...]] = []
         self.latest_ms = 0
+
+    def problem(self, loc: tuple[str | int, ...], why: str) -> None:
+        """A value the model could not read, at ``loc`` in the payload."""
+        self.unreadable.append(loc)
+        self.problems.append(f"{'.'.join(str(part) for part in loc)}: {why}")
 
     def validate(self, model: type[M], payload: dict[str, Any]) -> M:
         """The payload as ``model``; a field it cannot read is dropped (its default
@@ -54,10 +62,13 @@ class Normaliser:
             except ValidationError as exc:
                 dropped = False
                 for error in exc.errors(include_url=False, include_input=False):
-                    data, path = _without(data, tuple(error["loc"]))
-                    dropped = dropped or path is not None
+                    data, loc = _without(data, tuple(error["loc"]))
+                    dropped = dropped or loc is not None
                     # The field and pydantic's reason only: the value may be a number.
-                    self.problems.append(f"{path or 'body'}: {error['msg']}")
+                    if loc is None:
+                        self.problems.append(f"body: {error['msg']}")
+                    else:
+                        self.problem(loc, error["msg"])
                 if not dropped:
                     # Nothing to drop: a field name pydantic cannot read at all (JSON's
                     # lone surrogate escapes). Validate the names escaped instead.
@@ -67,32 +78,32 @@ class Normaliser:
                     data = escaped
         return model.model_validate(data)  # raises: the caller quarantines the body
 
-    def time(self, convert: Callable[[], datetime | None], name: str) -> datetime | None:
+    def time(self, convert: Callable[[], datetime | None], loc: tuple[str | int, ...]) -> datetime | None:
         try:
             moment = convert()
         except (ValueError, OverflowError, OSError) as exc:
-            self.problems.append(f"{name}: not a time ({str(exc)[:80]})")
+            self.problem(loc, f"not a time ({str(exc)[:80]})")
             return None
         if moment is not None:
             self.latest_ms = max(self.latest_ms, epoch_ms(moment))
         return moment
 
     def add_time(
-        self, fields: dict[str, Any], name: str, convert: Callable[[], datetime | None], path: str = ""
+        self, fields: dict[str, Any], name: str, convert: Callable[[], datetime | None], at: tuple[str | int, ...] = ()
     ) -> datetime | None:
-        """``fields[name]`` with its normalised forms beside it; ``path`` says where
-        ``fields`` is in the payload, for a problem's name."""
-        moment = self.time(convert, f"{path}.{name}" if path else name)
+        """``fields[name]`` with its normalised forms beside it; ``at`` says where
+        ``fields`` is in the payload."""
+        moment = self.time(convert, (*at, name))
         if moment is not None:
             fields[f"{name}Utc"] = iso_utc(moment)
             fields[f"{name}Ms"] = epoch_ms(moment)
         return moment
 
-    def number(self, name: str, value: int | None) -> int | None:
-        """A number used for lookups, left out when DynamoDB could not hold it."""
+    def number(self, loc: tuple[str | int, ...], value: int | None) -> int | None:
+        """A number used for lookups (at ``loc``), left out when DynamoDB could not hold it."""
         if value is None or number_ok(value):
             return value
-        self.problems.append(f"{name}: number out of range")
+        self.problem(loc, "number out of range")
         return None
 
     def record(
@@ -103,6 +114,7 @@ class Normaliser:
         values["fields"][SUMMARY] = summary
         return CallRecord(
             kind=kind,
+            unreadable=tuple(self.unreadable),
             raw=raw,
             outcome=summary["outcome"],
             duration_sec=summary.get("durationSec"),
@@ -125,9 +137,9 @@ def _escape_surrogates(value: Any) -> Any:
     return value
 
 
-def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[dict[str, Any], str | None]:
+def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
     """``data`` without the field at ``loc`` (the nearest object key on its path) and
-    that field's dotted path; ``data`` itself and its path None when there is none.
+    where that field is; ``data`` itself and None when there is none.
     Copies only the containers on the path: the payload is never changed, and a body
     nested deeper than ``copy.deepcopy`` could follow costs nothing more."""
     keys = [index for index, part in enumerate(loc) if isinstance(part, str)]
@@ -147,7 +159,7 @@ def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> tuple[dict[str, Any]
                 copied = {**parent, part: copied}
             else:
                 copied = [*parent[:part], copied, *parent[part + 1 :]]
-        return cast("dict[str, Any]", copied), ".".join(str(part) for part in loc[: last + 1])
+        return cast("dict[str, Any]", copied), tuple(loc[: last + 1])
     return data, None
 
 

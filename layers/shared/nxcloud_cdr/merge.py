@@ -1,38 +1,96 @@
-"""How the copies of one call become one record: field by field, the fullest value of
-the whole set.
+"""How the copies of one call become one item: a *join* of what each copy says, value
+by value, as its kind's model reads it.
 
-NXCLOUD can report a call more than once, and not identically: its call-centre
-call-log callback arrives in real time, before the recording link exists; the CDR page
-API read by the sync minutes later has it; a push is retried after a correction. The
-item shows the **merge of every distinct copy received**, a pure function of the *set*
-of copies (never of their order), that holds at least as much as any one of them:
+NXCLOUD can report a call more than once, and not identically: the call-centre
+call-log callback arrives before the recording exists and the sync's copy has it; a
+push is corrected; the 2024 PNS format and the flat one describe the same call. The
+item shows the merge of every distinct copy received. The merge is a **join**
+(commutative, associative, idempotent), so the item is a function of the *set* of
+copies, never of their order, and it is computed from the item's own state and the new
+copy alone: a new copy costs the same whatever number of copies came before it.
 
-- copies are taken in rank order (:attr:`.records.CallRecord.rank`: most complete
-  first, then the latest NXCLOUD time, then the content hash: a total order);
-- each field takes the fullest value any copy has for it (:func:`fullness`: a value
-  over ``null``, ``""`` or a number that is not one, such as ``NaN``; ``0`` and
-  ``false`` are values, as NXCLOUD's codes use them: ``direction`` 0 is inbound,
-  except in the fields its kind names, its times, where 0 means "not set"), the
-  better-ranked copy's when two copies both set one;
-- objects are merged the same way, field by field, down to :data:`MAX_DEPTH` levels
-  (deeper, an object is taken whole like any value); lists are taken whole, the fullest
-  (a list's entries have no identity to merge by);
-- fields keep the order of the best copy, then the others' new fields in rank order.
+What the join keeps, in :class:`State` (stored on the item, compressed):
 
-Every copy's exact text is kept beside the merge (a version item each, see
-:mod:`.write_rule`), so nothing NXCLOUD sent is lost by choosing.
+- **Every value of the body, by where it is** (a *leaf*: a path of object keys and list
+  entries). At each path the best value of any copy wins: a value the model reads over
+  one it could not read (``"duration": 1e400``, a time as text where the model wants
+  epoch milliseconds), either over no value (``null``, ``""``, ``NaN``, an unset epoch
+  time: 0 in a field the kind names); among values of one standing, the better-ranked
+  copy's (:attr:`.records.CallRecord.rank`). ``0`` and ``false`` are values elsewhere
+  (``direction`` 0 is inbound).
+- **Lists by identity.** Entries of a list of objects are matched by their ``uuid``
+  when every entry has a distinct one (NXCLOUD's 2024 legs), else by position, and
+  merged like objects; other lists are values, the fullest wins.
+- **Formats apart.** Copies of different formats (flat and 2024 PNS call results) are
+  joined in separate groups; the body shown is that of the group whose best copy ranks
+  highest, so no body mixes two formats into one that reads worse than either.
+- **The call, by meaning** (:data:`SUMMARY_FIELDS`): start, ring, answer, end, talk
+  time, outcome, hang-up side and cause, direction, numbers, binding ids, each the
+  best-ranked copy's that has it, across formats. An answered call stays answered
+  (a copy that saw the answer knows more than one written before it). The item's
+  lookups and ``callSummary`` come from these, so the item never yields less than a
+  copy for any of them.
+- **Every recording link** of every copy (at most :data:`.recording_links.MAX_LINKS`,
+  the best-ranked copies' first), so that each is archived.
+- The sources that sent a copy, when the first copy arrived (and from where), and when
+  the last one did.
+
+**Bounded.** The leaves are held to :data:`LEAF_BUDGET` bytes: past it the leaves with
+the lowest standing (those only the lowest-ranked copies have, first) are left out of
+the body shown, a threshold on a total order, so what is left out is a function of the
+set too. A left-out leaf stays in the state as a marker (its standing and size, not its
+value), so that it keeps losing to what it beat; the copies themselves are kept whole
+as versions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# Objects nested deeper than this are taken whole: no NXCLOUD payload nests near it,
-# and a body that does must not exhaust the stack.
+from . import nxjson
+from .recording_links import MAX_LINKS, link_id, recording_links
+
+# Objects nested deeper than this are taken whole (a leaf): no NXCLOUD payload nests
+# near it, and a body that does must not exhaust the stack.
 MAX_DEPTH = 32
+# The bytes the leaves of a state may take (their paths and JSON text, each leaf also
+# charged for its rank), so that the item stays below DynamoDB's 400 KB whatever the
+# copies: room is left for the item's other attributes and the archiver's notes.
+LEAF_BUDGET = 300_000
+_RANK_CHARGE = 100
+
+# The call by meaning: what every kind's mapping yields (``callSummary`` and lookups).
+SUMMARY_FIELDS = (
+    "startUtc",
+    "ringUtc",
+    "answerUtc",
+    "endUtc",
+    "durationSec",
+    "outcome",
+    "hangupBy",
+    "hangupCause",
+    "direction",
+    "recordingUrl",
+    "callerNumber",
+    "calleeNumber",
+    "didNumber",
+    "didYNumber",
+    "bindId",
+    "customerBindId",
+)
+# Values that say nothing.
+_NO_VALUE = {"outcome": "unknown", "hangupBy": "unknown"}
+
+Segment = tuple[str, Any]  # ("k", name) of an object, ("u", uuid) or ("i", position) of a list
+Path = tuple[Segment, ...]
+Loc = tuple[str | int, ...]
+OBJECT, LIST = "obj", "list"
 
 
 def _is_value(value: Any) -> bool:
@@ -43,6 +101,18 @@ def _is_value(value: Any) -> bool:
     if isinstance(value, Decimal):
         return value.is_finite()
     return True
+
+
+def _unset_time(value: Any) -> bool:
+    """An epoch time NXCLOUD sends for "not set": 0 (or less), as a number or text."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            value = Decimal(value.strip())
+        except ArithmeticError:
+            return False
+    return isinstance(value, int | float | Decimal) and value <= 0
 
 
 def fullness(value: Any, zero_is_unset: frozenset[str] = frozenset()) -> int:
@@ -62,57 +132,373 @@ def fullness(value: Any, zero_is_unset: frozenset[str] = frozenset()) -> int:
     return total
 
 
-def _unset_time(value: Any) -> bool:
-    """An epoch time NXCLOUD sends for "not set": 0 (or less), as a number or as text,
-    read as the mapping reads it."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str):
-        try:
-            value = Decimal(value.strip())
-        except ArithmeticError:
-            return False
-    return isinstance(value, int | float | Decimal) and value <= 0
+@dataclass(frozen=True)
+class Copy:
+    """What one copy brings to the join (pure; see :func:`copy_of`)."""
+
+    rank: str
+    group: str
+    payload: dict[str, Any]
+    unreadable: frozenset[Loc]
+    zero_is_unset: frozenset[str]
+    summary: dict[str, Any]
+    links: tuple[tuple[str, str], ...]
+    source: str
+    received_at: str
 
 
-def merged(payloads: Sequence[dict[str, Any]], zero_is_unset: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The merge of ``payloads``, given best (highest rank) first. ``zero_is_unset``:
-    the names of fields (at any depth) whose 0 means "not set"."""
-    if len(payloads) == 1:
-        return payloads[0]
-    return _objects(list(payloads), 1, zero_is_unset)
+def copy_of(
+    record: Any, payload: dict[str, Any], *, source: str, received_at: str, zero_is_unset: frozenset[str]
+) -> Copy:
+    """The contribution of a mapped copy (a :class:`.records.CallRecord`) to the join."""
+    from .mapping import SUMMARY  # noqa: PLC0415 - mapping imports this module's neighbours
+
+    summary = dict(record.fields.get(SUMMARY) or {})
+    summary |= {
+        "callerNumber": record.caller,
+        "calleeNumber": record.callee,
+        "didNumber": record.did,
+        "didYNumber": record.did_y,
+        "bindId": record.bind_id,
+        "customerBindId": record.customer_bind_id,
+    }
+    summary = {
+        name: value
+        for name, value in summary.items()
+        if name in SUMMARY_FIELDS and value is not None and value != "" and value != _NO_VALUE.get(name)
+    }
+    return Copy(
+        rank=record.rank,
+        group=record.format,
+        payload=payload,
+        unreadable=frozenset(record.unreadable),
+        zero_is_unset=zero_is_unset,
+        summary=summary,
+        links=tuple(record.recordings),
+        source=source,
+        received_at=received_at,
+    )
 
 
-def _objects(objects: list[dict[str, Any]], depth: int, zero_is_unset: frozenset[str]) -> dict[str, Any]:
-    names: dict[str, None] = {}
-    for obj in objects:
-        names.update(dict.fromkeys(obj))
-    merged_object = {}
-    for name in names:
-        values = [obj[name] for obj in objects if name in obj]
-        if name in zero_is_unset:
-            # A 0 there is no value: any other, unless every copy says 0.
-            values = [value for value in values if not _unset_time(value)] or values
-        merged_object[name] = _value(values, depth, zero_is_unset)
-    return merged_object
+@dataclass
+class Leaf:
+    tier: int  # 2 a value the model reads, 1 one it could not read, 0 no value
+    fullness: int
+    rank: str
+    size: int
+    value: Any = None
+    dropped: bool = False
+
+    @property
+    def standing(self) -> tuple[int, int, str]:
+        return (self.tier, self.fullness, self.rank)
 
 
-def _value(values: list[Any], depth: int, zero_is_unset: frozenset[str]) -> Any:
-    """The fullest of one field's values (best copy's first): objects merged, the
-    first of the fullest otherwise."""
-    objects = [value for value in values if isinstance(value, dict)]
-    candidates = values
-    if len(objects) > 1 and depth < MAX_DEPTH:
-        combined = _objects(objects, depth + 1, zero_is_unset)
-        first = next(index for index, value in enumerate(values) if isinstance(value, dict))
-        candidates = [
-            combined if index == first else value
-            for index, value in enumerate(values)
-            if index == first or not isinstance(value, dict)
-        ]
-    best, best_score = candidates[0], fullness(candidates[0], zero_is_unset)
-    for value in candidates[1:]:
-        score = fullness(value, zero_is_unset)
-        if score > best_score:
-            best, best_score = value, score
-    return best
+@dataclass
+class State:
+    """The join of a set of copies (see the module's docstring)."""
+
+    leaves: dict[tuple[str, Path], Leaf] = field(default_factory=dict)
+    # (group, path, OBJECT or LIST) -> the best rank of a copy with that container there
+    containers: dict[tuple[str, Path, str], str] = field(default_factory=dict)
+    # (group, path) -> (best rank of a copy with something there, its position in that copy)
+    order: dict[tuple[str, Path], tuple[str, int]] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # group -> its best rank
+    summary: dict[str, tuple[tuple[int, str], Any]] = field(default_factory=dict)
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)  # link -> (name, best rank)
+    sources: set[str] = field(default_factory=set)
+    first: tuple[str, str] = ("", "")  # (receivedAt, source) of the first copy
+    last_seen: str = ""
+
+    # -- the join -------------------------------------------------------------------
+
+    def add(self, copy: Copy) -> None:
+        """Join one copy in (idempotent: a copy joined twice changes nothing)."""
+        group = copy.group
+        if copy.rank > self.groups.get(group, ""):
+            self.groups[group] = copy.rank
+        for path, loc, kind, value, position in _walk(copy.payload):
+            order = self.order.get((group, path))
+            if order is None or copy.rank > order[0]:
+                self.order[(group, path)] = (copy.rank, position)
+            if kind in (OBJECT, LIST):
+                if copy.rank > self.containers.get((group, path, kind), ""):
+                    self.containers[(group, path, kind)] = copy.rank
+                continue
+            name = str(path[-1][1]) if path and path[-1][0] == "k" else ""
+            full = 0 if name in copy.zero_is_unset and _unset_time(value) else fullness(value, copy.zero_is_unset)
+            tier = 0 if full == 0 else (1 if _under(loc, copy.unreadable) else 2)
+            leaf = Leaf(tier, full, copy.rank, _leaf_size(path, value), value)
+            stored = self.leaves.get((group, path))
+            if stored is None or leaf.standing > stored.standing:
+                self.leaves[(group, path)] = leaf
+        for name, value in copy.summary.items():
+            key = (1 if name == "outcome" and value == "answered" else 0, copy.rank)
+            held = self.summary.get(name)
+            if held is None or key > held[0]:
+                self.summary[name] = (key, value)
+        for name, link in copy.links:
+            held_link = self.links.get(link)
+            if held_link is None or copy.rank > held_link[1]:
+                self.links[link] = (name, copy.rank)
+        if len(self.links) > MAX_LINKS:
+            best = sorted(self.links.items(), key=lambda pair: (pair[1][1], pair[0]), reverse=True)[:MAX_LINKS]
+            self.links = dict(best)
+        self.sources.add(copy.source)
+        if not self.first[0] or (copy.received_at, copy.source) < self.first:
+            self.first = (copy.received_at, copy.source)
+        self.last_seen = max(self.last_seen, copy.received_at)
+
+    def clone(self) -> State:
+        """A copy to join into (leaf values are never changed in place: shared)."""
+        return State(
+            {key: dataclasses.replace(leaf) for key, leaf in self.leaves.items()},
+            dict(self.containers),
+            dict(self.order),
+            dict(self.groups),
+            dict(self.summary),
+            dict(self.links),
+            set(self.sources),
+            self.first,
+            self.last_seen,
+        )
+
+    def same_as(self, other: State) -> bool:
+        """Whether two states show the same (when the last copy arrived aside)."""
+        return encode(self, with_last_seen=False) == encode(other, with_last_seen=False)
+
+    # -- what the item shows ----------------------------------------------------------
+
+    @property
+    def shown_group(self) -> str:
+        return max(self.groups.items(), key=lambda pair: (pair[1], pair[0]))[0] if self.groups else ""
+
+    def body(self) -> dict[str, Any]:
+        """The body the item shows: the join of the shown group's copies."""
+        group = self.shown_group
+        children: dict[Path, list[Path]] = {}
+        for held_group, path in self.order:
+            if held_group == group and path:
+                children.setdefault(path[:-1], []).append(path)
+        shown = self._node(group, (), children)
+        return shown[0] if shown is not None and isinstance(shown[0], dict) else {}
+
+    def _node(self, group: str, path: Path, children: dict[Path, list[Path]]) -> tuple[Any, int, str] | None:
+        """(value, fullness, rank) of what the body shows at ``path``; None for nothing."""
+        options: list[tuple[int, str, int, Any]] = []
+        leaf = self.leaves.get((group, path))
+        if leaf is not None and not leaf.dropped:
+            options.append((leaf.fullness, leaf.rank, 0, leaf.value))
+        for kind in (OBJECT, LIST):
+            rank = self.containers.get((group, path, kind))
+            if rank is None:
+                continue
+            inner = [child for child in children.get(path, []) if (child[-1][0] == "k") == (kind == OBJECT)]
+            inner.sort(key=lambda child: (self.order[(group, child)][0], -self.order[(group, child)][1]), reverse=True)
+            total = 0
+            value: dict[str, Any] | list[Any] = {} if kind == OBJECT else []
+            for child in inner:
+                shown = self._node(group, child, children)
+                if shown is None:
+                    continue
+                total += shown[1]
+                if isinstance(value, dict):
+                    value[child[-1][1]] = shown[0]
+                else:
+                    value.append(shown[0])
+            options.append((total, rank, 1 if kind == OBJECT else 2, value))
+        if not options:
+            return None
+        full, rank, _, value = max(options, key=lambda option: option[:3])
+        return value, full, rank
+
+    def named_links(self, kind: str, body: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The item's recordings: the links of the body shown, named as a body's are
+        (:func:`.recording_links.recording_links`), then every other link a copy had,
+        named ``<name>-<id>`` (stable: a function of the link)."""
+        named = list(recording_links(kind, body))
+        seen = {link for _, link in named}
+        others = sorted(
+            ((name, link, rank) for link, (name, rank) in self.links.items() if link not in seen),
+            key=lambda entry: (entry[2], entry[1]),
+            reverse=True,
+        )
+        named += [(f"{name}-{link_id(link)[:8]}", link) for name, link, _ in others]
+        return tuple(named[:MAX_LINKS])
+
+    def summary_values(self) -> dict[str, Any]:
+        return {name: self.summary[name][1] for name in SUMMARY_FIELDS if name in self.summary}
+
+    # -- bounded --------------------------------------------------------------------
+
+    def trim(self, budget: int | None = None) -> list[tuple[str, Path, str]]:
+        """Leave out of the body the leaves of the lowest standing past ``budget``.
+        Returns the (group, path, rank) of left-out leaves that the threshold now keeps
+        (their value is gone from the state: the caller reads it back from that copy's
+        version and calls :meth:`restore`)."""
+        budget = LEAF_BUDGET if budget is None else budget
+        ordered = sorted(self.leaves.items(), key=lambda pair: (pair[1].standing, _path_text(pair[0][1])), reverse=True)
+        total, over, wanted = 0, False, []
+        for key, leaf in ordered:
+            total += leaf.size
+            over = over or total > budget
+            if over:
+                leaf.dropped, leaf.value = True, None
+            elif leaf.dropped:
+                wanted.append((key[0], key[1], leaf.rank))
+        return wanted
+
+    def restore(self, group: str, path: Path, value: Any) -> None:
+        leaf = self.leaves[(group, path)]
+        leaf.value, leaf.dropped = value, False
+
+    @property
+    def dropped(self) -> int:
+        return sum(1 for leaf in self.leaves.values() if leaf.dropped)
+
+
+# The ``callSummary`` of a record (:func:`.mapping.call_summary`): the call by meaning
+# but its numbers and binding ids, which are the item's lookups.
+_CALL_FIELDS = ("outcome", "startUtc", "ringUtc", "answerUtc", "endUtc", "durationSec", "recordingUrl", "hangupBy")
+_CALL_FIELDS_OPTIONAL = ("hangupCause", "direction")
+
+
+def call_summary(call: dict[str, Any]) -> dict[str, Any]:
+    """The ``callSummary`` of a join's call by meaning (:meth:`State.summary_values`)."""
+    summary = {name: call[name] for name in (*_CALL_FIELDS, *_CALL_FIELDS_OPTIONAL) if name in call}
+    summary.setdefault("outcome", "unknown")
+    summary.setdefault("hangupBy", "unknown")
+    return summary
+
+
+def _under(loc: Loc, unreadable: frozenset[Loc]) -> bool:
+    return any(loc[:length] in unreadable for length in range(1, len(loc) + 1))
+
+
+def _path_text(path: Path) -> str:
+    return nxjson.dumps([[kind, part] for kind, part in path], ensure_ascii=True)
+
+
+def _leaf_size(path: Path, value: Any) -> int:
+    return 2 * len(_path_text(path)) + len(nxjson.dumps(value, ensure_ascii=True)) + _RANK_CHARGE
+
+
+def _entries(values: list[Any]) -> list[Segment]:
+    """How a list's entries are told apart: by ``uuid`` when each is an object with a
+    distinct one, else by position."""
+    uuids = [value.get("uuid") if isinstance(value, dict) else None for value in values]
+    if values and all(isinstance(uuid, str) and uuid.strip() for uuid in uuids) and len(set(uuids)) == len(uuids):
+        return [("u", uuid) for uuid in uuids]
+    return [("i", position) for position in range(len(values))]
+
+
+def _walk(payload: dict[str, Any]) -> Iterator[tuple[Path, Loc, str, Any, int]]:
+    """(path, location in the payload, OBJECT/LIST/"leaf", value, position in its
+    parent) of every node of a payload. Iterative."""
+    pending: list[tuple[Path, Loc, Any, int]] = [((), (), payload, 0)]
+    while pending:
+        path, loc, value, position = pending.pop()
+        depth = len(path)
+        if isinstance(value, dict) and not isinstance(value, nxjson.DuplicateKeys) and depth < MAX_DEPTH:
+            yield path, loc, OBJECT, None, position
+            for index, (name, inner) in enumerate(value.items()):
+                pending.append(((*path, ("k", name)), (*loc, name), inner, index))
+        elif isinstance(value, list) and any(isinstance(inner, dict) for inner in value) and depth < MAX_DEPTH:
+            yield path, loc, LIST, None, position
+            for index, (segment, inner) in enumerate(zip(_entries(value), value, strict=True)):
+                pending.append(((*path, segment), (*loc, index), inner, index))
+        else:
+            yield path, loc, "leaf", value, position
+
+
+def join(copies: Iterable[Copy], state: State | None = None) -> State:
+    joined = state if state is not None else State()
+    for copy in copies:
+        joined.add(copy)
+    return joined
+
+
+# -- stored form ------------------------------------------------------------------------
+
+_FORMAT = 1
+
+
+def encode(state: State, *, with_last_seen: bool = True) -> bytes:
+    """The state as stored on the item: compact JSON (ranks listed once), compressed.
+    Deterministic: two equal states encode alike."""
+    ranks = sorted(
+        {leaf.rank for leaf in state.leaves.values()}
+        | set(state.containers.values())
+        | {rank for rank, _ in state.order.values()}
+        | set(state.groups.values())
+        | {key[1] for key, _ in state.summary.values()}
+        | {rank for _, rank in state.links.values()}
+    )
+    index = {rank: number for number, rank in enumerate(ranks)}
+
+    def path_of(path: Path) -> list[list[Any]]:
+        return [[kind, part] for kind, part in path]
+
+    document: dict[str, Any] = {
+        "v": _FORMAT,
+        "r": ranks,
+        "g": sorted([group, index[rank]] for group, rank in state.groups.items()),
+        "L": sorted(
+            (
+                [group, path_of(path), leaf.tier, leaf.fullness, index[leaf.rank], leaf.size, 1]
+                if leaf.dropped
+                else [group, path_of(path), leaf.tier, leaf.fullness, index[leaf.rank], leaf.size, 0, leaf.value]
+                for (group, path), leaf in state.leaves.items()
+            ),
+            key=lambda entry: (entry[0], _path_text(tuple((k, p) for k, p in entry[1]))),
+        ),
+        "C": sorted(
+            ([group, path_of(path), kind, index[rank]] for (group, path, kind), rank in state.containers.items()),
+            key=lambda entry: (entry[0], _path_text(tuple((k, p) for k, p in entry[1])), entry[2]),
+        ),
+        "O": sorted(
+            ([group, path_of(path), index[rank], position] for (group, path), (rank, position) in state.order.items()),
+            key=lambda entry: (entry[0], _path_text(tuple((k, p) for k, p in entry[1]))),
+        ),
+        "s": {name: [key[0], index[key[1]], value] for name, (key, value) in sorted(state.summary.items())},
+        "l": sorted([link, name, index[rank]] for link, (name, rank) in state.links.items()),
+        "src": sorted(state.sources),
+        "f": list(state.first),
+        "t": state.last_seen if with_last_seen else "",
+    }
+    return zlib.compress(nxjson.dumps(document, ensure_ascii=True).encode("ascii"), 6)
+
+
+def decode(blob: bytes) -> State:
+    document = nxjson.loads(zlib.decompress(bytes(blob)).decode("ascii"), duplicates="keep", constants=True)
+    if document.get("v") != _FORMAT:
+        raise ValueError(f"merge state of format {document.get('v')!r}, not {_FORMAT}")
+    ranks: list[str] = document["r"]
+
+    def path_of(parts: list[list[Any]]) -> Path:
+        return tuple((str(kind), part) for kind, part in parts)
+
+    state = State()
+    state.groups = {group: ranks[rank] for group, rank in document["g"]}
+    for entry in document["L"]:
+        group, parts, tier, full, rank, size, dropped = entry[:7]
+        value = None if dropped else entry[7]
+        state.leaves[(group, path_of(parts))] = Leaf(tier, full, ranks[rank], size, value, bool(dropped))
+    for group, parts, kind, rank in document["C"]:
+        state.containers[(group, path_of(parts), kind)] = ranks[rank]
+    for group, parts, rank, position in document["O"]:
+        state.order[(group, path_of(parts))] = (ranks[rank], position)
+    state.summary = {name: ((special, ranks[rank]), value) for name, (special, rank, value) in document["s"].items()}
+    state.links = {link: (name, ranks[rank]) for link, name, rank in document["l"]}
+    state.sources = set(document["src"])
+    state.first = (document["f"][0], document["f"][1])
+    state.last_seen = document["t"]
+    return state
+
+
+def leaf_at(payload: dict[str, Any], path: Path) -> Any:
+    """The value at ``path`` in a copy's payload (for :meth:`State.restore`)."""
+    for found, _, kind, value, _ in _walk(payload):
+        if found == path and kind not in (OBJECT, LIST):
+            return value
+    raise KeyError(path)

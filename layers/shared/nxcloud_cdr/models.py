@@ -42,6 +42,24 @@ def _none_to_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _canonical_id(value: Any) -> Any:
+    """An id NXCLOUD sent as a JSON number, as the text of that number's value: an
+    integral value as its digits (``1e2``, ``100.0`` and ``100`` are all ``"100"``),
+    any other in plain decimal (``1.50`` is ``"1.5"``). An id sent as text is kept
+    exactly: ``"100.0"`` is not ``"100"``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    number = Decimal(repr(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        return str(value)
+    if number == number.to_integral_value() and number.adjusted() < _INT_DIGITS:
+        return str(int(number))
+    text = format(number.normalize(), "f") if abs(number.adjusted()) < _INT_DIGITS else str(number.normalize())
+    return text
+
+
 def _to_string_list(value: Any) -> Any:
     if value is None or value == "":
         return []
@@ -52,6 +70,8 @@ def _to_string_list(value: Any) -> Any:
 
 LooseInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 LooseStr = Annotated[str, BeforeValidator(_none_to_empty)]
+# A record's id: text, or a number made canonical (:func:`_canonical_id`).
+IdStr = Annotated[str, BeforeValidator(_none_to_empty), BeforeValidator(_canonical_id)]
 StrList = Annotated[list[str], BeforeValidator(_to_string_list)]
 LooseFloat = Annotated[float | None, BeforeValidator(_blank_to_none)]
 

@@ -152,7 +152,8 @@ class Receiver:
         if len(body) > limit:
             return self._reject(413, "too_large", f"body of {len(body)} bytes is over the {limit}-byte limit", body)
         try:
-            text = body.decode("utf-8")
+            # A byte order mark says UTF-8 and nothing of the record: not part of its text.
+            text = body.decode("utf-8").removeprefix("\ufeff")
         except UnicodeDecodeError:
             return self._reject(400, "invalid_encoding", "body is not UTF-8 text", body)
         try:

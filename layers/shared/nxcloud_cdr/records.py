@@ -44,6 +44,11 @@ class CallRecord:
     problems: tuple[str, ...] = ()
     # (name, link) of each recording the body links to (:mod:`.recording_links`).
     recordings: tuple[tuple[str, str], ...] = ()
+    # Where (keys and list positions) the values the model could not read are.
+    unreadable: tuple[tuple[str | int, ...], ...] = ()
+    # The body's format, for kinds NXCLOUD sends in more than one ("2024" for the 2024
+    # PNS call result); copies of different formats are not merged into one body.
+    format: str = ""
 
     @property
     def rank(self) -> str:

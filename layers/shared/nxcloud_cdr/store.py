@@ -53,6 +53,9 @@ OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_DID_Y: "DidYLookup", BY_CUSTOMER_BIN
 SORT_KEY = "sortKey"
 # ``raw`` compressed with zlib, in items where that saves a write unit.
 RAW_COMPRESSED = "rawZlib"
+# The state of the join of a record's copies (:mod:`.merge`), in an item that shows one:
+# its ``raw`` is the join's body, written from it on read.
+MERGE = "merge"
 # A quarantined body is kept whole when it fits DynamoDB's 400 KB item, compressed when
 # compressing makes it fit, and cut (flagged) only beyond that.
 _QUARANTINE_BODY_LIMIT = 350_000
@@ -133,6 +136,13 @@ def readable(item: dict[str, Any]) -> dict[str, Any]:
         shown["contentHash"] = stored_hash(shown)
     if RAW_COMPRESSED in shown:
         shown["raw"] = zlib.decompress(bytes(shown.pop(RAW_COMPRESSED))).decode("utf-8", "surrogatepass")
+    if MERGE in shown:
+        from . import merge, nxjson  # noqa: PLC0415 - a push that stores a new record never needs it
+
+        state = merge.decode(shown.pop(MERGE))
+        shown["raw"] = nxjson.dumps(state.body())
+        shown["callSummary"] = merge.call_summary(state.summary_values())
+        shown["recordingLinks"] = [list(pair) for pair in state.named_links(shown.get("kind", ""), state.body())]
     return shown
 
 

@@ -2,33 +2,38 @@
 replays all write through :class:`RecordWriter`, so the product's promise is here.
 
 1. **Storable first.** The item is built by pure functions and made storable
-   (:mod:`.storable`) before any call; a record that still cannot be an item raises
+   (:mod:`.storable`) before any call; a copy that still cannot be an item raises
    :class:`UnstorableError` (its body goes to quarantine with a 4xx), and so does a
    ``ValidationException`` from DynamoDB: a property of the input, never a reason to
    ask NXCLOUD to retry. Only a store that is down, slow or throttling is a
    :class:`StoreError` (5xx, retried).
-2. **One item per record: the merge of its copies.** Copies of one record (NXCLOUD's
-   retries and corrections, the call-log callback and the sync's copy of a call) make
-   one item showing their field-by-field merge (:mod:`.merge`), a function of the *set*
-   of copies received, whatever order they arrived in.
+2. **One item per record: the join of its copies.** Copies of one record (NXCLOUD's
+   retries and corrections, the call-log callback and the sync's copy of a call, both
+   PNS formats) make one item showing their join (:mod:`.merge`): a function of the
+   *set* of copies received, whatever order they arrived in, that never yields less
+   than any one of them. The item holds the join's state (``merge``), so a new copy is
+   joined with the item alone: its cost does not grow with the copies kept.
 3. **Every distinct copy kept.** While there is one, the item holds it. From the second
    on, every copy is a *version* item in the same partition (``sk = v#<kind>#<content
-   hash>``, no index attributes, so never in a lookup), and the item lists them
-   (``copies``) and every source that sent one (``sources``).
+   hash>``, no index attributes, so never in a lookup), written before the item.
 4. **Single-item conditional writes only.** A new copy is kept as its version first
    (keyed by its content: kept once, whoever writes it), then the item is rewritten if
-   it is still the one read (its ``revision``); a writer that loses the race reads the
-   versions again, its own among them. No writer (push, callback, sync, replay) drops a
-   copy or a source, and a write that fails half-way leaves a version the next merge
-   reads back.
+   it is still the one read (its ``revision``); a writer that loses the race joins its
+   copy into the newer item. A copy whose version exists but which the item's join
+   does not hold yet (a writer that failed between the two writes) is joined by the
+   next writer that brings it. So no writer (push, callback, sync, replay) drops a copy
+   or a source, and a copy storable on its own is never refused because of the others:
+   the join is bounded (:data:`.merge.LEAF_BUDGET`).
 
-Cost: a new record is one conditional ``PutItem``, a duplicate one failed conditional
-write, a known copy from a new source one more ``PutItem``; a differing copy costs a
-``Query`` of the versions, a ``PutItem`` per new version and the item's rewrite.
+Cost: a new record is one conditional ``PutItem``; a retry of the copy an item holds,
+one failed conditional write; a new copy, a ``PutItem`` of its version and the item's
+rewrite; a copy already joined, two failed conditional writes. None reads the versions
+(but an item written before the join's state, once, and a left-out value brought back).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from collections.abc import Iterator
@@ -42,8 +47,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import merge, nxjson
 from .dynamodb_types import deserialise, item_size, serialise, write_units
 from .kinds import RECORD_KINDS
-from .recording_links import ARCHIVE, FAILED, FORCE, PENDING, STATE, archive_state
-from .records import CallRecord, copy_rank
+from .mapping import SUMMARY
+from .recording_links import ARCHIVE, FAILED, FORCE, PENDING, STATE, archive_state, recording_links
+from .records import CallRecord, completeness, content_hash, copy_rank
 from .storable import (
     MAX_ID_BYTES,
     MAX_INDEX_KEY_BYTES,
@@ -53,6 +59,7 @@ from .storable import (
     utf8_bytes,
 )
 from .store import (
+    MERGE,
     RAW_COMPRESSED,
     SORT_KEY,
     StoreError,
@@ -77,10 +84,10 @@ Outcome = Literal["stored", "updated", "duplicate", "kept"]
 
 # Attributes that are index keys: left out when DynamoDB could not take them as keys.
 _INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "didYNumber", "bindId", "customerBindId")
-# How often a replacement is tried again when another writer changed the item between
-# the read and the transaction (each round reads the newer copy first).
+# How often a write is tried again when another writer changed the item between the
+# read and the write (each round joins into the newer item).
 _MAX_ROUNDS = 6
-# What a version item keeps of its copy: enough to show it and to tell it apart.
+# What a version item keeps of its copy: enough to show it, to rank it and to join it.
 _VERSION_ATTRIBUTES = ("source", "raw", RAW_COMPRESSED, "receivedAt", "expiresAt")
 
 
@@ -114,15 +121,8 @@ def _id_problem(nxcloud_id: str) -> str | None:
     return f"the record's id is {shown}; DynamoDB keys allow at most {MAX_ID_BYTES} bytes here"
 
 
-def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
-    """The stored item of a record (pure), storable as it is. Index keys are left out
-    when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
-    Raises :class:`UnstorableError` when no item can hold the record.
-
-    Nothing is stored twice (the item is the unit of write cost): the kind and id are
-    the key, the content hash ends the rank, and the normalised fields are rebuilt from
-    ``raw`` on read (:func:`.kinds.normalised`); what is stored beside ``raw`` is what a
-    lookup needs without reading it."""
+def _attributes(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
+    """An item's attributes but its body (pure), storable; ``problems`` as noted."""
     problem = _id_problem(record.nxcloud_id)
     if problem:
         raise UnstorableError(problem)
@@ -143,7 +143,6 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
         "durationSec": record.duration_sec,
         # The outcome (:mod:`.outcomes`), under the name every index already projects.
         "statusName": record.outcome,
-        "raw": record.raw,
         "rank": record.rank,
         "receivedAt": iso_utc(received_at),
         "expiresAt": expires_at(indexed_at, retention_days),
@@ -162,6 +161,20 @@ def build_item(record: CallRecord, received_at: datetime, *, source: str, retent
     item = {name: storable(value, name, problems) for name, value in item.items()}
     if problems:
         item["problems"] = _summary(problems)
+    return item
+
+
+def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
+    """The stored item of one copy (pure), storable as it is. Index keys are left out
+    when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
+    Raises :class:`UnstorableError` when no item can hold the record.
+
+    Nothing is stored twice (the item is the unit of write cost): the kind and id are
+    the key, the content hash ends the rank, and the normalised fields are rebuilt from
+    ``raw`` on read (:func:`.kinds.normalised`); what is stored beside ``raw`` is what a
+    lookup needs without reading it."""
+    item = _attributes(record, received_at, source=source, retention_days=retention_days)
+    item["raw"] = storable(record.raw, "raw", [])
     item, size = _raw_compressed_if_cheaper(item)
     if size > MAX_ITEM_BYTES:
         raise UnstorableError("the record is too large for one DynamoDB item")
@@ -197,7 +210,7 @@ def _summary(problems: list[str]) -> list[str]:
 
 
 def _version_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A shown item (of either shape, see :func:`.store.readable`) as a version."""
+    """An item that holds one copy (of either shape, see :func:`.store.readable`) as a version."""
     version = {name: item[name] for name in _VERSION_ATTRIBUTES if name in item}
     version["rank"] = _rank_of(item)
     nxcloud_id, kind = record_id(item)
@@ -250,66 +263,38 @@ def unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _copies_of(stored: dict[str, Any]) -> list[str]:
-    """Content hashes of the copies an item stands for: its ``copies`` when it shows a
-    merge, else the one copy it holds."""
-    return [str(value) for value in stored.get("copies") or [stored_hash(stored)]]
-
-
 def _sources_of(stored: dict[str, Any]) -> list[str]:
-    """Where the copies of an item came from (``push``, ``sync``)."""
+    """Where the copies of an item came from (``push``, ``sync``, ``replay``)."""
     sources = stored.get("sources") or [stored.get("source")]
     return [str(source) for source in sources if source]
 
 
-def _provenance(
-    stored: dict[str, Any], copies: list[dict[str, Any]], sources: set[str], received_at: datetime | None
-) -> dict[str, Any]:
-    """What an item says of its copies once it has more than one source or copy: every
-    source, when one was last received, a revision that every change counts, and (for a
-    merge) the content hash of each copy. A function of the copies and sources received."""
-    seen = [str(stored.get("lastSeenAt") or stored.get("receivedAt") or "")]
-    seen += [str(version.get("receivedAt", "")) for version in copies]
-    if received_at is not None:
-        seen.append(iso_utc(received_at))
-    every = set(_sources_of(stored)) | sources | {str(version["source"]) for version in copies if version.get("source")}
-    values: dict[str, Any] = {
-        "sources": sorted(every),
-        "lastSeenAt": max(seen),
-        "revision": int(stored.get("revision", 0)) + 1,
-    }
-    if copies:
-        values["copies"] = sorted(stored_hash(version) for version in copies)
-    return values
+def _holds_one_copy(stored: dict[str, Any]) -> bool:
+    """An item that holds one copy (not a join, nor a merge of an earlier release)."""
+    return MERGE not in stored and "copies" not in stored
 
 
-def _payload_of(version: dict[str, Any]) -> dict[str, Any]:
-    """A kept copy's payload, read as leniently as any copy was on arrival (a sync row
-    may hold NaN; a push from before duplicate names were refused may name a field
-    twice). A copy that no longer reads refuses the merge (the new copy goes to
-    quarantine): merging without it would show less than the item did."""
-    try:
-        payload = nxjson.loads(str(readable(version)["raw"]), duplicates="keep", constants=True)
-    except (ValueError, RecursionError, KeyError) as exc:
-        raise UnstorableError(f"a kept copy of this record ({version.get('sk')}) no longer reads: {exc}") from exc
+def _text_key(text: str) -> tuple[int, str]:
+    """Which of two texts of one copy (the same content in other white space or key
+    order) an item shows: the shorter, then the first in code-point order. A function
+    of the texts received, never of their order."""
+    return (len(text), text)
+
+
+def _payload_of(raw: str) -> dict[str, Any]:
+    """A copy's payload, read as leniently as any copy was on arrival (a sync row may
+    hold NaN; a push from before duplicate names were refused may name a field twice)."""
+    payload = nxjson.loads(raw, duplicates="keep", constants=True)
     if not isinstance(payload, dict):
-        raise UnstorableError(f"a kept copy of this record ({version.get('sk')}) is not a JSON object")
+        raise ValueError("not a JSON object")
     return payload
 
 
-def _with_provenance(item: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
-    """``item`` with ``provenance``, ``raw`` compressed if that now saves a write unit."""
-    updated = {**item, **provenance}
-    if "raw" not in updated:
-        return updated
-    return _raw_compressed_if_cheaper(updated)[0]
-
-
-def _with_archive(item: dict[str, Any], stored: dict[str, Any], shown: CallRecord) -> dict[str, Any]:
-    """A merged item keeps what the archiver recorded of the links it still has (its
+def _with_archive(item: dict[str, Any], stored: dict[str, Any], links: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """An item keeps what the archiver recorded of the links it still has (its
     recordings are not fetched again); a link that is new, changed or failed makes it
     pending, so that the archiver (which the stream wakes) tries it."""
-    values = archive_state(shown.recordings, dict(stored.get(ARCHIVE) or {}))
+    values = archive_state(links, dict(stored.get(ARCHIVE) or {}))
     kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED, FORCE)}
     if values and FORCE in stored:  # an operator's retry request outlives the merge
         values[FORCE] = stored[FORCE]
@@ -343,6 +328,49 @@ def _refused(exc: ClientError) -> UnstorableError | None:
     return None
 
 
+def shown_record(kind: str, nxcloud_id: str, state: merge.State, zone: tzinfo) -> CallRecord:
+    """The record an item that holds a join shows (pure): its body mapped by the kind's
+    model, with the call by meaning (lookups, outcome, ``callSummary``) and the
+    recordings of the join, across every copy and format."""
+    body = state.body()
+    text = nxjson.dumps(body)
+    try:
+        shown = RECORD_KINDS[kind].map(body, text, zone)
+    except Exception as exc:  # the join's body must not refuse a copy that was storable alone
+        shown = CallRecord(
+            kind=kind,
+            nxcloud_id=nxcloud_id,
+            raw=text,
+            content_hash=content_hash(body),
+            completeness=completeness(body),
+            problems=(f"body: the join of the copies does not read as a {kind} ({str(exc)[:120]})",),
+        )
+    call = state.summary_values()
+    start = call.get("startUtc")
+    problems = list(shown.problems)
+    if state.dropped:
+        problems.append(
+            f"body: {state.dropped} value(s) only lower-ranked copies hold left out of the join, which would "
+            "pass DynamoDB's item size; every copy is kept whole as a version"
+        )
+    return dataclasses.replace(
+        shown,
+        nxcloud_id=nxcloud_id,
+        start=datetime.fromisoformat(str(start)) if start else None,
+        caller=call.get("callerNumber"),
+        callee=call.get("calleeNumber"),
+        did=call.get("didNumber"),
+        did_y=call.get("didYNumber"),
+        bind_id=call.get("bindId"),
+        customer_bind_id=call.get("customerBindId"),
+        duration_sec=call.get("durationSec"),
+        outcome=call.get("outcome", "unknown"),
+        fields={**shown.fields, SUMMARY: merge.call_summary(call)},
+        recordings=state.named_links(kind, body),
+        problems=tuple(problems),
+    )
+
+
 class RecordWriter:
     def __init__(
         self, client: DynamoDBClient, table_name: str, *, retention_days: int = 0, zone: tzinfo = DEFAULT_ZONE
@@ -350,7 +378,7 @@ class RecordWriter:
         self._client = client
         self.table_name = table_name
         self._retention_days = retention_days
-        # How a merge of copies is mapped again (times NXCLOUD sends without a zone).
+        # How a stored copy is mapped again to be joined (times NXCLOUD sends without a zone).
         self._zone = zone
 
     @classmethod
@@ -365,18 +393,158 @@ class RecordWriter:
         can never be stored, :class:`StoreError` when the store did not confirm."""
         item = self.item(record, received_at, source=source)
         serialised = serialise(item)
+        copy: merge.Copy | None = None
         for _ in range(_MAX_ROUNDS):
             stored = self._put_new(serialised)
             if stored is None:
                 return WriteResult("stored")
-            if record.content_hash in _copies_of(stored):
-                if source in _sources_of(stored) or self._add_source(stored, source, received_at):
+            if _holds_one_copy(stored) and stored_hash(stored) == record.content_hash:
+                if self._same_copy(stored, item, source, received_at):
                     return WriteResult("duplicate")
                 continue
-            result = self._merge_in(record, item, stored)
+            copy = copy or self._copy(record, source, received_at)
+            result = self._join_in(copy, item, stored)
             if result is not None:
                 return result
         raise StoreError("the record kept changing while it was written; retry")
+
+    # -- the join ---------------------------------------------------------------------
+
+    def _copy(self, record: CallRecord, source: str, received_at: datetime) -> merge.Copy:
+        return merge.copy_of(
+            record,
+            _payload_of(record.raw),
+            source=source,
+            received_at=iso_utc(received_at),
+            zero_is_unset=RECORD_KINDS[record.kind].zero_is_unset,
+        )
+
+    def _stored_copy(self, item: dict[str, Any]) -> merge.Copy:
+        """A kept copy (an item holding one, or a version) as the join takes it, with
+        the rank it was kept with. A copy that the current models no longer read is
+        still joined, by its body alone."""
+        shown = readable(item)
+        nxcloud_id, kind = shown["nxcloudId"], shown["kind"]
+        raw = str(shown["raw"])
+        try:
+            payload = _payload_of(raw)
+        except (ValueError, RecursionError) as exc:
+            raise UnstorableError(f"a kept copy of this record ({item.get('sk')}) no longer reads: {exc}") from exc
+        try:
+            record = RECORD_KINDS[kind].map(payload, raw, self._zone)
+        except Exception:
+            record = CallRecord(
+                kind=kind,
+                nxcloud_id=nxcloud_id,
+                raw=raw,
+                content_hash=stored_hash(item),
+                completeness=completeness(payload),
+                recordings=recording_links(kind, payload),
+            )
+        received = str(item.get("receivedAt") or "")
+        return dataclasses.replace(
+            merge.copy_of(
+                record,
+                payload,
+                source=str(item.get("source") or ""),
+                received_at=received,
+                zero_is_unset=RECORD_KINDS[kind].zero_is_unset,
+            ),
+            rank=_rank_of(item),
+        )
+
+    def _state_of(self, stored: dict[str, Any]) -> merge.State:
+        """The join an item stands for: its own state; for an item that holds one copy,
+        that copy; for a merge of an earlier release, every version it kept (read once:
+        the item holds the state from then on)."""
+        if MERGE in stored:
+            return merge.decode(stored[MERGE])
+        if "copies" in stored:
+            state = merge.join(self._stored_copy(version) for version in self._version_items(stored))
+        else:
+            state = merge.join([self._stored_copy(stored)])
+        # Every source that sent the copies, and when the last one arrived, as the item says.
+        state.sources.update(_sources_of(stored))
+        state.last_seen = max(state.last_seen, str(stored.get("lastSeenAt") or ""))
+        return state
+
+    def _join_in(self, copy: merge.Copy, item: dict[str, Any], stored: dict[str, Any]) -> WriteResult | None:
+        """Join a copy that the item does not hold as its one copy: keep it as a version
+        (and, the first time, the copy the item held), then rewrite the item with the
+        join if it is still the one read. None when another writer got there first."""
+        base = self._state_of(stored)
+        joined = base.clone()
+        joined.add(copy)
+        new = self._put_version(_version_item(item))
+        one_copy = _holds_one_copy(stored)
+        if one_copy:
+            self._put_version(_version_item(stored))
+        elif not new and joined.same_as(base):
+            # Joined already (this copy, or one that holds all it says, with its source).
+            return WriteResult("duplicate")
+        nxcloud_id, kind = record_id(stored)
+        self._restore_left_out(kind, nxcloud_id, joined)
+        shown = shown_record(kind, nxcloud_id, joined, self._zone)
+        merged_item = self._joined_item(shown, joined, stored)
+        if not self._put_if_unchanged(merged_item, stored):
+            return None
+        return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
+
+    def _restore_left_out(self, kind: str, nxcloud_id: str, state: merge.State) -> None:
+        """Trim the join to its budget, reading back from their versions the values the
+        threshold keeps again (a value that shrank made room)."""
+        wanted = state.trim()
+        if not wanted:
+            return
+        hashes = sorted({rank.rsplit(".", 1)[-1] for _, _, rank in wanted})
+        payloads: dict[str, dict[str, Any]] = {}
+        for version in self._get_many([version_key(nxcloud_id, kind, hash_) for hash_ in hashes]):
+            payloads[stored_hash(version)] = _payload_of(str(readable(version)["raw"]))
+        for group, path, rank in wanted:
+            payload = payloads.get(rank.rsplit(".", 1)[-1])
+            if payload is not None:
+                try:
+                    state.restore(group, path, merge.leaf_at(payload, path))
+                except KeyError:
+                    continue
+
+    def _joined_item(self, shown: CallRecord, state: merge.State, stored: dict[str, Any]) -> dict[str, Any]:
+        """The item that shows a join: the shown record's attributes, the join's state
+        in place of ``raw``, and where the copies came from."""
+        received, source = state.first
+        item = _attributes(shown, datetime.fromisoformat(received), source=source, retention_days=self._retention_days)
+        item |= {
+            MERGE: merge.encode(state),
+            "sources": sorted(state.sources),
+            "lastSeenAt": state.last_seen,
+            "revision": int(stored.get("revision", 0)) + 1,
+        }
+        item = _with_archive(item, stored, shown.recordings)
+        if item_size(item) > MAX_ITEM_BYTES:  # the budget leaves room for this never to happen
+            raise StoreError("the join of this record's copies does not fit one item")
+        return item
+
+    def _same_copy(self, stored: dict[str, Any], item: dict[str, Any], source: str, received_at: datetime) -> bool:
+        """A copy the item holds, again: note its source if new, and show the text the
+        rule prefers (:func:`_text_key`). False when another writer changed the item."""
+        text, stored_text = str(readable(item)["raw"]), str(readable(stored)["raw"])
+        better_text = _text_key(text) < _text_key(stored_text)
+        if source in _sources_of(stored) and not better_text:
+            return True
+        updated = dict(stored)
+        if better_text:
+            updated = {name: value for name, value in updated.items() if name not in ("raw", RAW_COMPRESSED)}
+            updated |= {name: item[name] for name in ("raw", RAW_COMPRESSED) if name in item}
+        updated |= {
+            "sources": sorted({*_sources_of(stored), source}),
+            "lastSeenAt": max(str(stored.get("lastSeenAt") or stored.get("receivedAt") or ""), iso_utc(received_at)),
+            "revision": int(stored.get("revision", 0)) + 1,
+        }
+        if "raw" in updated:
+            updated = _raw_compressed_if_cheaper(updated)[0]
+        return self._put_if_unchanged(updated, stored)
+
+    # -- calls ------------------------------------------------------------------------
 
     def _put_new(self, serialised: dict[str, Any]) -> dict[str, Any] | None:
         """Write the item if the record is new; else the stored item (deserialised)."""
@@ -409,12 +577,27 @@ class RecordWriter:
             raise StoreError(str(exc)) from exc
         return response.get("Item")
 
-    def _add_source(self, stored: dict[str, Any], source: str, received_at: datetime) -> bool:
-        """Record that ``source`` sent a copy already kept. False when another writer
-        changed the item since it was read. The item is written whole (not updated): the
-        attributes it gains may make storing ``raw`` compressed the cheaper form."""
-        item = _with_provenance(stored, _provenance(stored, [], {source}, received_at))
-        return self._put_if_unchanged(item, stored)
+    def _get_many(
+        self, keys: list[dict[str, str]], projection: str | None = None, names: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (consistent, batched), deserialised."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table_name: {"Keys": [serialise(key) for key in keys[start : start + 100]], "ConsistentRead": True}
+            }
+            if projection:
+                request[self.table_name]["ProjectionExpression"] = projection
+            if names:
+                request[self.table_name]["ExpressionAttributeNames"] = names
+            try:
+                for response in _until_processed(
+                    self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"
+                ):
+                    found.extend(deserialise(item) for item in response.get("Responses", {}).get(self.table_name, []))
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(str(exc)) from exc
+        return found
 
     def _conditional(self, call: Any, **arguments: Any) -> bool:
         """A conditional write; False when its condition did not hold. DynamoDB
@@ -442,76 +625,10 @@ class RecordWriter:
             raise StoreError(str(exc)) from exc
         return versions
 
-    def _merge_in(self, record: CallRecord, item: dict[str, Any], stored: dict[str, Any]) -> WriteResult | None:
-        """Add a copy that differs from every kept one: keep it (and, the first time, the
-        copy the item held) as a version, then show the merge of every version
-        (:mod:`.merge`) if the item is still the one read. None when another writer got
-        there first: the next round reads the versions again, its own among them."""
-        versions = self._version_items(stored)
-        exists = {str(version["sk"]) for version in versions}
-        # An item that shows one copy (not a merge) holds that copy: it becomes a version too.
-        shown_copy = [] if "copies" in stored else [_version_item(stored)]
-        new = _version_item(item)
-        # A copy already stored as a version is that version (whoever wrote it first).
-        copies = {str(version["sk"]): version for version in [new, *shown_copy, *versions]}
-        ordered = sorted(copies.values(), key=_rank_of, reverse=True)
-        kind = RECORD_KINDS[record.kind]
-        combined = merge.merged([_payload_of(version) for version in ordered], kind.zero_is_unset)
-        text = nxjson.dumps(combined)
-        try:
-            shown = kind.map(combined, text, self._zone)
-        except Exception as exc:  # a mapping that refuses the merge refuses the copy
-            raise UnstorableError(f"the merge of this record's copies cannot be read: {str(exc)[:200]}") from exc
-        first = min(ordered, key=lambda version: str(version.get("receivedAt", "")))
-        merged_item = build_item(
-            shown,
-            datetime.fromisoformat(str(first["receivedAt"])),
-            source=str(first.get("source", "")),
-            retention_days=self._retention_days,
-        )
-        merged_item = _with_provenance(
-            merged_item, _provenance(stored, list(copies.values()), {str(new["source"])}, None)
-        )
-        merged_item = _with_archive(merged_item, stored, shown)
-        for sk, version in copies.items():  # new versions: kept as long as the record they make up
-            if sk not in exists:
-                version.pop("expiresAt", None)
-                if "expiresAt" in merged_item:
-                    version["expiresAt"] = merged_item["expiresAt"]
-        # The copies first, each kept once whatever happens next (a version is its copy,
-        # keyed by its content): a merge that then loses the race to another writer, or
-        # a write that fails, leaves copies that the next merge reads back.
-        for sk, version in copies.items():
-            if sk not in exists:
-                self._put_version(version)
-            elif version.get("expiresAt") != merged_item.get("expiresAt"):
-                self._expire_with(version, merged_item.get("expiresAt"))
-        if not self._put_if_unchanged(merged_item, stored):
-            return None
-        return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
-
-    def _expire_with(self, version: dict[str, Any], expires: Any) -> None:
-        """A kept version's expiry set to its record's (which a merge may move): no copy
-        may expire while the item still lists it. A version already gone stays gone."""
-        key = serialise({"pk": version["pk"], "sk": version["sk"]})
-        if expires is None:
-            change: dict[str, Any] = {"UpdateExpression": "REMOVE expiresAt"}
-        else:
-            change = {
-                "UpdateExpression": "SET expiresAt = :expires",
-                "ExpressionAttributeValues": serialise({":expires": expires}),
-            }
-        self._conditional(
-            self._client.update_item,
-            TableName=self.table_name,
-            Key=key,
-            ConditionExpression="attribute_exists(pk)",
-            **change,
-        )
-
-    def _put_version(self, version: dict[str, Any]) -> None:
-        # A condition that fails: this copy is kept already.
-        self._conditional(
+    def _put_version(self, version: dict[str, Any]) -> bool:
+        """Keep a copy as its version; False when it is kept already (a version is its
+        copy, keyed by its content, whoever wrote it first)."""
+        return self._conditional(
             self._client.put_item,
             TableName=self.table_name,
             Item=serialise(version),
@@ -544,12 +661,10 @@ class RecordWriter:
         distinct: dict[tuple[str, str, str], CallRecord] = {}
         for record in records:  # a page may list a copy twice
             distinct.setdefault((record.nxcloud_id, record.kind, record.content_hash), record)
-        keys = list({(record.nxcloud_id, record.kind) for record in distinct.values()})
-        stored = self._stored_copies(keys)
+        held = self._held(list(distinct.values()), source, received_at)
         pending = []
-        for record in distinct.values():
-            copies, sources = stored.get((record.nxcloud_id, record.kind), ((), ()))
-            if record.content_hash in copies and source in sources:
+        for key, record in distinct.items():
+            if key in held:
                 outcome.unchanged += 1
             else:
                 pending.append(record)
@@ -579,28 +694,46 @@ class RecordWriter:
                     outcome.refused.append((record, "unprocessable", f"{type(result).__name__}: {str(result)[:200]}"))
         return outcome
 
-    def _stored_copies(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[list[str], list[str]]]:
-        """For each stored record of ``keys``: the content hashes of its copies and the
-        sources they came from (one consistent batched read)."""
-        found: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    def _held(self, records: list[CallRecord], source: str, received_at: datetime) -> set[tuple[str, str, str]]:
+        """(id, kind, content hash) of each record whose copy the table holds already,
+        from this source: the item holds it as its one copy, or its join holds it all and
+        its version is kept. Two consistent batched reads, no write."""
         # An id no key can hold is not stored either: write() refuses its record.
-        readable_keys = [key for key in keys if _id_problem(key[0]) is None]
-        for start in range(0, len(readable_keys), 100):
-            request = {
-                self.table_name: {
-                    "Keys": [serialise(record_key(*key)) for key in readable_keys[start : start + 100]],
-                    "ProjectionExpression": "pk, sk, contentHash, #rank, copies, #source, sources",
-                    "ExpressionAttributeNames": {"#rank": "rank", "#source": "source"},
-                    "ConsistentRead": True,
-                }
-            }
-            try:
-                for response in _until_processed(
-                    self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"
-                ):
-                    for raw_item in response.get("Responses", {}).get(self.table_name, []):
-                        shown = deserialise(raw_item)
-                        found[record_id(shown)] = (_copies_of(shown), _sources_of(shown))
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(str(exc)) from exc
-        return found
+        keys = sorted(
+            {(record.nxcloud_id, record.kind) for record in records if _id_problem(record.nxcloud_id) is None}
+        )
+        items = {
+            record_id(item): item
+            for item in self._get_many(
+                [record_key(*key) for key in keys],
+                "pk, sk, contentHash, #rank, copies, #source, sources, #merge",
+                {"#rank": "rank", "#source": "source", "#merge": MERGE},
+            )
+        }
+        held: set[tuple[str, str, str]] = set()
+        joined: list[CallRecord] = []
+        states: dict[tuple[str, str], merge.State] = {}
+        for record in records:
+            stored = items.get((record.nxcloud_id, record.kind))
+            if stored is None or source not in _sources_of(stored):
+                continue
+            if MERGE not in stored:
+                copies = stored.get("copies") or [stored_hash(stored)]
+                if record.content_hash in copies:
+                    held.add((record.nxcloud_id, record.kind, record.content_hash))
+                continue
+            key = (record.nxcloud_id, record.kind)
+            state = states.get(key) or states.setdefault(key, merge.decode(stored[MERGE]))
+            grown = state.clone()
+            grown.add(self._copy(record, source, received_at))
+            if grown.same_as(state):
+                joined.append(record)
+        versions = self._get_many(
+            [version_key(record.nxcloud_id, record.kind, record.content_hash) for record in joined], "pk, sk"
+        )
+        kept = {(str(item["pk"]), str(item["sk"])) for item in versions}
+        for record in joined:
+            version = version_key(record.nxcloud_id, record.kind, record.content_hash)
+            if (version["pk"], version["sk"]) in kept:
+                held.add((record.nxcloud_id, record.kind, record.content_hash))
+        return held

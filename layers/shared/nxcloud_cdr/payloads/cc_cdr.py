@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import enums, outcomes
 from ..mapping import Normaliser, add_name, call_summary, require_id, unknown_fields
-from ..models import LooseFloat, LooseInt, LooseStr, NxModel
+from ..models import IdStr, LooseFloat, LooseInt, LooseStr, NxModel
 from ..phones import normalise_number
 from ..records import CallRecord
 from ..times import from_epoch
@@ -19,7 +19,7 @@ class CcCdrRecord(NxModel):
     """One record of the call-centre CDR page API (``seeds/cc-cdr-page-api.md``); the
     NXCC call-log callback sends the same shape. Every field may be missing."""
 
-    callId: LooseStr = ""
+    callId: IdStr = ""
     agentName: LooseStr = ""
     agentNickName: LooseStr = ""
     answered: bool | None = None
@@ -80,11 +80,11 @@ def map_cc_cdr(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord:
     add_name(fields, "direction", enums.CDR_DIRECTION, model.direction)
     add_name(fields, "hangupBy", enums.CDR_HANGUP_BY, model.hangupBy)
     queue_ms = queue_duration_ms(model.queueDuration, model.inQueueTime, model.outQueueTime)
-    queue_ms = norm.number("queueDuration", queue_ms)
+    queue_ms = norm.number(("queueDuration",), queue_ms)
     if queue_ms is not None:
         fields["queueDurationMs"] = queue_ms
     direction = _DIRECTION.get(model.direction) if model.direction is not None else None
-    duration = norm.number("callDuration", model.callDuration)
+    duration = norm.number(("callDuration",), model.callDuration)
     if model.answered or times["answerTime"] is not None:
         outcome: outcomes.Outcome = "answered"
     else:

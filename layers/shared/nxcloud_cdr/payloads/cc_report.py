@@ -9,7 +9,7 @@ from pydantic import Field
 
 from .. import enums, outcomes
 from ..mapping import Normaliser, add_name, call_summary, decimal_amount, require_id, unknown_fields
-from ..models import LooseInt, LooseStr, NxModel, StrList
+from ..models import IdStr, LooseInt, LooseStr, NxModel, StrList
 from ..phones import normalise_number
 from ..records import CallRecord
 from ..times import from_local_string
@@ -18,7 +18,7 @@ from ..times import from_local_string
 class CcReport(NxModel):
     """Call-centre report push (``seeds/cc-report-push.md``)."""
 
-    callSessionId: LooseStr = ""
+    callSessionId: IdStr = ""
     callId: LooseStr = ""
     called: LooseStr = ""
     calledInfo: LooseStr = ""
@@ -78,9 +78,9 @@ def map_cc_report(payload: dict[str, Any], raw: str, zone: tzinfo) -> CallRecord
         if amount is not None:
             fields[f"{name}Usd"] = amount
         elif text.strip():
-            norm.problems.append(f"{name}: not an amount DynamoDB can hold as a number")
+            norm.problem((name,), "not an amount DynamoDB can hold as a number")
     direction = _DIRECTION.get(model.callType) if model.callType is not None else None
-    duration = norm.number("callDuration", model.callDuration)
+    duration = norm.number(("callDuration",), model.callDuration)
     if answer is not None or model.hangupReason == 3:
         outcome: outcomes.Outcome = "answered"
     else:

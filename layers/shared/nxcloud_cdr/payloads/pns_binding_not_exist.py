@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import enums
 from ..mapping import Normaliser, add_name, call_summary, require_id, unknown_fields
-from ..models import LooseInt, LooseStr, NxModel
+from ..models import IdStr, LooseInt, LooseStr, NxModel
 from ..phones import normalise_number
 from ..records import CallRecord
 from ..times import from_local_string
@@ -27,7 +27,7 @@ class BindingEventData(NxModel):
 class PnsBindingNotExist(NxModel):
     """PNS binding-not-exist push (``seeds/pns-binding-not-exist-push.md``)."""
 
-    requestId: LooseStr = ""
+    requestId: IdStr = ""
     code: LooseInt = None
     msg: LooseStr = ""
     data: BindingEventData = BindingEventData()
@@ -39,7 +39,7 @@ def map_pns_binding_not_exist(payload: dict[str, Any], raw: str, zone: tzinfo) -
     request_id = require_id(model.requestId, "requestId")
     fields = model.model_dump()
     occurred = norm.add_time(
-        fields["data"], "occurrenceTime", lambda: from_local_string(model.data.occurrenceTime, zone)
+        fields["data"], "occurrenceTime", lambda: from_local_string(model.data.occurrenceTime, zone), ("data",)
     )
     add_name(fields, "code", enums.PNS_ERROR_CODE, model.code)
     # A call to an X number that no binding holds: PNS refused it before it rang.

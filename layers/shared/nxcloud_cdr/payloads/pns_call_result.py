@@ -14,7 +14,7 @@ from pydantic import Field
 
 from .. import enums, outcomes
 from ..mapping import Normaliser, add_name, call_summary, require_id, unknown_fields
-from ..models import LooseInt, LooseStr, NxModel
+from ..models import IdStr, LooseInt, LooseStr, NxModel
 from ..phones import normalise_number
 from ..records import CallRecord
 from ..times import from_epoch
@@ -23,7 +23,7 @@ from ..times import from_epoch
 class PnsCallResult(NxModel):
     """PNS call result push, flat format (``seeds/pns-call-result-push.md``)."""
 
-    callId: LooseStr = ""
+    callId: IdStr = ""
     id: LooseInt = None
     businessId: LooseStr = ""
     customerBindId: LooseStr = ""
@@ -87,7 +87,7 @@ class PnsCallResult2024(NxModel):
     """PNS call result push, 2024 format: the call's parties and binding at the top, its
     legs in ``legList`` (times in epoch seconds)."""
 
-    callId: LooseStr = ""
+    callId: IdStr = ""
     bindId: LooseStr = ""
     customerBindId: LooseStr = ""
     caller: LooseStr = ""
@@ -164,7 +164,7 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
         leg_times.append(
             {
                 name: norm.add_time(
-                    leg_fields, name, partial(from_epoch, getattr(leg, name), unit="s"), f"legList.{number}"
+                    leg_fields, name, partial(from_epoch, getattr(leg, name), unit="s"), ("legList", number)
                 )
                 for name in _LEG_TIMES
             }
@@ -174,6 +174,7 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
     callee = normalise_number(model.callee)
     legs = list(zip(model.legList, leg_times, strict=True))
     reaching = [pair for pair in legs if callee and normalise_number(pair[0].callee) == callee]
+    positions = {id(leg): number for number, leg in enumerate(model.legList)}
     # No leg to the callee: the last leg, unless it ends at a number of the binding (the
     # caller's leg to X, which the platform answers): then the call never reached them.
     binding = {normalise_number(number) for number in (model.did, model.didX, model.didY, model.extensionX)} - {None}
@@ -185,7 +186,7 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
     if reaching:
         leg, times = reaching[-1]
         ring, answer = times["callRingAt"], times["callAnswerAt"]
-        duration = norm.number("legList.duration", leg.duration)
+        duration = norm.number(("legList", positions[id(leg)], "duration"), leg.duration)
         code, cause, side = leg.hangupCode, leg.hangupCause, _leg_side(leg.hangupType)
         recording = leg.callRecordFile or next((other.callRecordFile for other, _ in legs if other.callRecordFile), "")
     else:
@@ -215,6 +216,7 @@ def map_pns_call_result_2024(payload: dict[str, Any], raw: str) -> CallRecord:
         **_lookups(model, fields, call_id, start),
         did=normalise_number(model.did) or normalise_number(model.didX),
         did_y=normalise_number(model.didY),
+        format="2024",
     )
 
 
@@ -231,7 +233,7 @@ def map_pns_call_result_flat(payload: dict[str, Any], raw: str) -> CallRecord:
     add_name(fields, "hangup", enums.PNS_HANGUP, model.hangup)
     if model.hangupCode:
         add_name(fields, "hangupCode", enums.Q850_CAUSE, model.hangupCode)
-    duration = norm.number("duration", model.duration)
+    duration = norm.number(("duration",), model.duration)
     outcome = pns_outcome(
         answered=answer is not None or bool(duration),
         q850=outcomes.from_q850(model.hangupCode, model.hangupCause),

@@ -122,10 +122,14 @@ def _parse_time(text: str) -> datetime:
 
 
 def links_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The recordings a stored item links to, from the body it keeps."""
+    """The recordings a stored item links to: those of the body it keeps, and for an
+    item that shows the join of copies, every link of every copy (:mod:`..merge`)."""
     _, kind = record_id(item)
+    shown = readable(item)
+    if "recordingLinks" in shown:
+        return tuple((str(name), str(link)) for name, link in shown["recordingLinks"])
     try:
-        payload = nxjson.loads(str(readable(item).get("raw", "")), duplicates="keep", constants=True)
+        payload = nxjson.loads(str(shown.get("raw", "")), duplicates="keep", constants=True)
     except (ValueError, RecursionError):
         return ()
     return recording_links(kind, payload)

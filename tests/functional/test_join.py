@@ -190,7 +190,7 @@ def test_the_raw_shown_is_a_function_of_the_texts_received(writer, store):
     payload = flat("text-order")
     compact = json.dumps(payload, separators=(",", ":"))
     pretty = json.dumps(dict(reversed(payload.items())), indent=4)
-    shown = []
+    shown: list[str] = []
     for texts in ([compact, pretty], [pretty, compact]):
         call_id = f"text-{len(shown)}"
         copies = [copy("pns_call_result", {}, text=text.replace("text-order", call_id)) for text in texts]
@@ -214,12 +214,16 @@ def test_an_id_sent_as_a_number_is_the_text_of_its_value(invoke, store):
     template = json.dumps(flat("ID")).replace('"callId": "ID"', '"callId": SENT')
     outcomes = []
     for sent in ("1e2", "100", "100.0", "1.0E2"):
-        response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", sent)))
+        response = invoke(
+            "PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", sent))
+        )
         outcomes.append((response["statusCode"], body_of(response)["id"]))
     assert outcomes == [(200, "100")] * 4
     [item] = store.get("100")
     # 1e2, 100.0 and 1.0E2 are one number (one copy), 100 another text of it: two copies.
     assert len(store.versions("100")) == 2
     assert json.loads(item["raw"])["callId"] in (100, 100.0)
-    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", '"100.0"')))
+    response = invoke(
+        "PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", '"100.0"'))
+    )
     assert body_of(response)["id"] == "100.0" and store.get("100.0")

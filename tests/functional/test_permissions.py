@@ -57,7 +57,7 @@ def test_every_call_of_a_push_function_is_allowed_by_its_policy(ddb, push_env, i
         assert response["statusCode"] in (200, 400)
 
     made = check(function, calls, push_env)
-    assert {"PutItem", "Query", "UpdateItem"} <= made  # new, merged, quarantined: the paths ran
+    assert {"PutItem", "UpdateItem"} <= made  # new, joined, quarantined: the paths ran
 
 
 @pytest.fixture

@@ -347,7 +347,7 @@ def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
     item = item_of(store, "rec-race")
     assert item["recordingState"] == "archived"
     assert "arrived meanwhile" in json.dumps(json.loads(item["raw"]))
-    assert len(item["copies"]) == 2
+    assert len(store.versions("rec-race")) == 2
 
 
 def test_s3_refusing_is_recorded_and_retried_later(invoke, store, pump, recording_host, monkeypatch):

@@ -49,14 +49,15 @@ pns_changes = st.fixed_dictionaries(
         "big": st.sampled_from(["x" * 30_000, "y" * 60_000]),
     },
 )
-LEG = {"caller": "85235757583", "callee": "85238533300"}
+LEG: dict[str, Any] = {"caller": "85235757583", "callee": "85238533300"}
+_TOP_2024: dict[str, Any] = {"didX": "852", "pnsType": "axb"}
 # The 2024 format of the same call: legs by uuid, some with a recording link.
 pns_2024_changes = st.fixed_dictionaries(
-    {"didX": st.just("852"), "pnsType": st.sampled_from(["axb", "axyb"])},
+    {},
     optional={
         "legList": st.lists(
             st.fixed_dictionaries(
-                {"uuid": st.sampled_from(["a", "b", "c"])},
+                {},
                 optional={
                     "callStartAt": st.sampled_from([0, 1671440452]),
                     "callAnswerAt": st.sampled_from([0, 1671440454, "soon"]),
@@ -66,11 +67,10 @@ pns_2024_changes = st.fixed_dictionaries(
                 },
             ).map(lambda leg: LEG | leg),
             max_size=3,
-            unique_by=lambda leg: leg["uuid"],
-        ),
+        ).map(lambda legs: [leg | {"uuid": f"leg-{number}"} for number, leg in enumerate(legs)]),
         "callStatus": st.sampled_from(["1", "2", ""]),
     },
-)
+).map(lambda change: _TOP_2024 | change)
 cdr_changes = st.fixed_dictionaries(
     {},
     optional={

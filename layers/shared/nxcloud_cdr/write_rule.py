@@ -475,10 +475,10 @@ class RecordWriter:
         base = self._state_of(stored)
         joined = base.clone()
         joined.add(copy)
-        new = self._put_version(_version_item(item))
+        new = self._put_version(self._version_of(item))
         one_copy = _holds_one_copy(stored)
         if one_copy:
-            self._put_version(_version_item(stored))
+            self._put_version(self._version_of(stored))
         elif not new and joined.same_as(base):
             # Joined already (this copy, or one that holds all it says, with its source).
             return WriteResult("duplicate")
@@ -490,6 +490,19 @@ class RecordWriter:
             return None
         return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
 
+    def _version_of(self, item: dict[str, Any]) -> dict[str, Any]:
+        """An item holding one copy as its version, which expires when the retention
+        has passed since the copy arrived: never before the record's item (a call is
+        reported after it starts, and the item expires counting from the start), and
+        without rewriting every version when a join moves the call's start."""
+        version = _version_item(item)
+        received = str(item.get("receivedAt") or "")
+        if self._retention_days > 0 and received:
+            after = expires_at(datetime.fromisoformat(received), self._retention_days)
+            current = version.get("expiresAt")
+            version["expiresAt"] = max(int(current), after) if current is not None and after else after or current
+        return version
+
     def _restore_left_out(self, kind: str, nxcloud_id: str, state: merge.State) -> None:
         """Trim the join to its budget, reading back from their versions the values the
         threshold keeps again (a value that shrank made room)."""
@@ -498,8 +511,10 @@ class RecordWriter:
             return
         hashes = sorted({rank.rsplit(".", 1)[-1] for _, _, rank in wanted})
         payloads: dict[str, dict[str, Any]] = {}
-        for version in self._get_many([version_key(nxcloud_id, kind, hash_) for hash_ in hashes]):
-            payloads[stored_hash(version)] = _payload_of(str(readable(version)["raw"]))
+        for hash_ in hashes:  # one GetItem each (the push functions' role has no batch read)
+            version = self._get(serialise(version_key(nxcloud_id, kind, hash_)))
+            if version is not None:
+                payloads[hash_] = _payload_of(str(readable(deserialise(version))["raw"]))
         for group, path, rank in wanted:
             payload = payloads.get(rank.rsplit(".", 1)[-1])
             if payload is not None:

@@ -102,13 +102,14 @@ def push_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def invoke(lambda_context: LambdaContext) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+def invoke(lambda_context: LambdaContext) -> Callable[..., dict[str, Any]]:
+    """``invoke(function, event[, context])``: the function's handler, as Lambda calls it."""
     handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {}
 
-    def call(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    def call(function: str, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if function not in handlers:
             handlers[function] = load_handler(function)
-        return handlers[function](event, lambda_context)
+        return handlers[function](event, context or lambda_context)
 
     return call
 

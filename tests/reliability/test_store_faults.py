@@ -56,7 +56,7 @@ from nxcloud_cdr.store import readable
 
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.template import create_tables, function_timeout, load_template
-from tests.conftest import body_of, event_with_body
+from tests.conftest import LambdaContext, body_of, event_with_body
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -434,7 +434,7 @@ class Nxcloud:
 
     def __init__(
         self,
-        invoke: Callable[[str, dict[str, Any]], dict[str, Any]],
+        invoke: Callable[..., dict[str, Any]],
         checker: Any,
         table: str,
         faults: StoreFaults,
@@ -450,6 +450,7 @@ class Nxcloud:
         self.crashes: list[str] = []
         self.false_acks: list[str] = []
         self.lambda_seconds: list[float] = []
+        self.timeout_s = function_timeout("PnsCallResultFunction", load_template())
         self.answers: list[tuple[float, int]] = []  # (virtual time sent, status)
         self.deferred: list[tuple[Push, dict[str, Any]]] = []  # 200s answered while the engine was down
 
@@ -476,8 +477,18 @@ class Nxcloud:
         self.faults.charged_s = 0.0
         self.faults.met = push.met[-1] if push.met else []
         started = time.perf_counter()
+        limit_s = self.timeout_s
+        faults = self.faults
+
+        class Context(LambdaContext):
+            """Lambda's clock for this invocation: wall time and the backoff the
+            compressed retries would have slept."""
+
+            def get_remaining_time_in_millis(self) -> int:
+                return int((limit_s - (time.perf_counter() - started + faults.charged_s)) * 1000)
+
         try:
-            response = self.invoke(function, event)
+            response = self.invoke(function, event, Context())
         except Exception:  # what API Gateway answers when the function fails
             self.crashes.append(f"push {push.number}: {traceback.format_exc()}")
             return 500

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from . import aws_clients, nxjson
 from .apigw import error_response, json_response, read_request
 from .config import PushSettings
+from .deadline import Deadline, OutOfTimeError
 from .kinds import PushKind
 from .mapping import MissingIdError
 from .observability import count, logger, metrics
@@ -31,6 +32,12 @@ from .times import now_utc
 from .write_rule import RecordWriter, UnstorableError
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# The store client's limits, and from them the time a write keeps in hand before each
+# step: the longest one call can take (every attempt timing out, standard mode's backoff
+# of up to a second between them) and the time to answer after it.
+_CONNECT_S, _READ_S, _ATTEMPTS = 1, 2, 2
+STEP_RESERVE_MS = _ATTEMPTS * (_CONNECT_S + _READ_S) * 1000 + 1000 + 500
 
 
 @dataclass
@@ -54,7 +61,11 @@ def runtime() -> Runtime:
         # still get its 503 out before the function's 10 s Timeout (past it, API Gateway
         # answers an error of its own): one call is at most 2 x (1 s + 2 s) + backoff.
         client = aws_clients.dynamodb(
-            Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}),
+            Config(
+                connect_timeout=_CONNECT_S,
+                read_timeout=_READ_S,
+                retries={"mode": "standard", "total_max_attempts": _ATTEMPTS},
+            ),
         )
         _runtime = Runtime(
             settings,
@@ -114,8 +125,11 @@ class Receiver:
         count("Rejected")
         return error_response(status, reason, message, quarantineId=quarantine_id)
 
-    def receive(self, event: dict[str, Any]) -> dict[str, Any]:
+    def receive(self, event: dict[str, Any], remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
+        """The answer to one push; ``remaining_ms`` is the invocation's time left (none:
+        unbounded, as in a replay from the CLI)."""
         received_at = now_utc()
+        deadline = None if remaining_ms is None else Deadline(remaining_ms, STEP_RESERVE_MS)
         request = read_request(event)
         logger.append_keys(pushType=self.kind.name, apiRequestId=request.request_id)
         try:
@@ -140,7 +154,7 @@ class Receiver:
             count("PushesOnPreviousToken")
         body = request.body
         try:
-            return self._store(body, received_at)
+            return self._store(body, received_at, deadline)
         except Exception:
             # A bug of ours, not NXCLOUD's: keep the body for a replay after the fix.
             logger.exception("push could not be processed")
@@ -171,14 +185,20 @@ class Receiver:
         except ValidationError as exc:
             return self._reject(422, "invalid_fields", _validation_message(exc), body)
 
-    def _store(self, body: bytes, received_at: datetime) -> dict[str, Any]:
+    def _store(self, body: bytes, received_at: datetime, deadline: Deadline | None) -> dict[str, Any]:
         record = self._record(body)
         if not isinstance(record, CallRecord):
             return record
         try:
-            result = self.rt.writer.write(record, received_at, source="push")
+            result = self.rt.writer.write(record, received_at, source="push", deadline=deadline)
         except UnstorableError as exc:
             return self._reject(422, "unstorable", str(exc), body, record.nxcloud_id)
+        except OutOfTimeError as exc:
+            # Before Lambda stops the function and API Gateway answers an error of its
+            # own: what was written is joined by NXCLOUD's retry.
+            logger.warning("out of time before the write finished; asking NXCLOUD to retry", extra={"why": str(exc)})
+            count("StoreFailures")
+            return error_response(503, "out_of_time", "the record could not be stored in time; retry later")
         except StoreError:
             logger.exception("store write failed; asking NXCLOUD to retry")
             count("StoreFailures")
@@ -210,6 +230,6 @@ def make_handler(kind: PushKind) -> Handler:
             logger.exception("the receiver is not configured")
             count("ConfigErrors")
             return error_response(503, "not_configured", "the receiver is not configured; retry later")
-        return Receiver(kind, rt).receive(event)
+        return Receiver(kind, rt).receive(event, getattr(context, "get_remaining_time_in_millis", None))
 
     return handler

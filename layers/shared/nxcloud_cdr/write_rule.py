@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import merge, nxjson
+from .deadline import Deadline, check
 from .dynamodb_types import deserialise, item_size, serialise, write_units
 from .kinds import RECORD_KINDS
 from .mapping import SUMMARY
@@ -388,22 +389,28 @@ class RecordWriter:
     def item(self, record: CallRecord, received_at: datetime, *, source: str) -> dict[str, Any]:
         return build_item(record, received_at, source=source, retention_days=self._retention_days)
 
-    def write(self, record: CallRecord, received_at: datetime, *, source: str) -> WriteResult:
+    def write(
+        self, record: CallRecord, received_at: datetime, *, source: str, deadline: Deadline | None = None
+    ) -> WriteResult:
         """Store one copy by the rule. Raises :class:`UnstorableError` when the record
-        can never be stored, :class:`StoreError` when the store did not confirm."""
+        can never be stored, :class:`StoreError` when the store did not confirm, and
+        :class:`.deadline.OutOfTimeError` (a StoreError) before a step ``deadline``
+        leaves no time for: whatever was written before it is joined by the next writer."""
         item = self.item(record, received_at, source=source)
         serialised = serialise(item)
         copy: merge.Copy | None = None
         for _ in range(_MAX_ROUNDS):
+            check(deadline, "write the record")
             stored = self._put_new(serialised)
             if stored is None:
                 return WriteResult("stored")
+            check(deadline, "join the copy")
             if _holds_one_copy(stored) and stored_hash(stored) == record.content_hash:
                 if self._same_copy(stored, item, source, received_at):
                     return WriteResult("duplicate")
                 continue
             copy = copy or self._copy(record, source, received_at)
-            result = self._join_in(copy, item, stored)
+            result = self._join_in(copy, item, stored, deadline)
             if result is not None:
                 return result
         raise StoreError("the record kept changing while it was written; retry")
@@ -453,14 +460,14 @@ class RecordWriter:
             rank=_rank_of(item),
         )
 
-    def _state_of(self, stored: dict[str, Any]) -> merge.State:
+    def _state_of(self, stored: dict[str, Any], deadline: Deadline | None) -> merge.State:
         """The join an item stands for: its own state; for an item that holds one copy,
         that copy; for a merge of an earlier release, every version it kept (read once:
         the item holds the state from then on)."""
         if MERGE in stored:
             return merge.decode(stored[MERGE])
         if "copies" in stored:
-            state = merge.join(self._stored_copy(version) for version in self._version_items(stored))
+            state = merge.join(self._stored_copy(version) for version in self._version_items(stored, deadline))
         else:
             state = merge.join([self._stored_copy(stored)])
         # Every source that sent the copies, and when the last one arrived, as the item says.
@@ -468,24 +475,29 @@ class RecordWriter:
         state.last_seen = max(state.last_seen, str(stored.get("lastSeenAt") or ""))
         return state
 
-    def _join_in(self, copy: merge.Copy, item: dict[str, Any], stored: dict[str, Any]) -> WriteResult | None:
+    def _join_in(
+        self, copy: merge.Copy, item: dict[str, Any], stored: dict[str, Any], deadline: Deadline | None
+    ) -> WriteResult | None:
         """Join a copy that the item does not hold as its one copy: keep it as a version
         (and, the first time, the copy the item held), then rewrite the item with the
         join if it is still the one read. None when another writer got there first."""
-        base = self._state_of(stored)
+        base = self._state_of(stored, deadline)
         joined = base.clone()
         joined.add(copy)
+        check(deadline, "keep the copy as a version")
         new = self._put_version(self._version_of(item))
         one_copy = _holds_one_copy(stored)
         if one_copy:
+            check(deadline, "keep the item's copy as a version")
             self._put_version(self._version_of(stored))
         elif not new and joined.same_as(base):
             # Joined already (this copy, or one that holds all it says, with its source).
             return WriteResult("duplicate")
         nxcloud_id, kind = record_id(stored)
-        self._restore_left_out(kind, nxcloud_id, joined)
+        self._restore_left_out(kind, nxcloud_id, joined, deadline)
         shown = shown_record(kind, nxcloud_id, joined, self._zone)
         merged_item = self._joined_item(shown, joined, stored)
+        check(deadline, "write the join")
         if not self._put_if_unchanged(merged_item, stored):
             return None
         return WriteResult("updated" if shown.content_hash != stored_hash(stored) else "kept")
@@ -503,7 +515,7 @@ class RecordWriter:
             version["expiresAt"] = max(int(current), after) if current is not None and after else after or current
         return version
 
-    def _restore_left_out(self, kind: str, nxcloud_id: str, state: merge.State) -> None:
+    def _restore_left_out(self, kind: str, nxcloud_id: str, state: merge.State, deadline: Deadline | None) -> None:
         """Trim the join to its budget, reading back from their versions the values the
         threshold keeps again (a value that shrank made room)."""
         wanted = state.trim()
@@ -512,6 +524,7 @@ class RecordWriter:
         hashes = sorted({rank.rsplit(".", 1)[-1] for _, _, rank in wanted})
         payloads: dict[str, dict[str, Any]] = {}
         for hash_ in hashes:  # one GetItem each (the push functions' role has no batch read)
+            check(deadline, "read back a left-out value")
             version = self._get(serialise(version_key(nxcloud_id, kind, hash_)))
             if version is not None:
                 payloads[hash_] = _payload_of(str(readable(deserialise(version))["raw"]))
@@ -619,7 +632,7 @@ class RecordWriter:
         refusing the item is :class:`UnstorableError` (the body's, not the store's)."""
         return conditional(call, refused=_refused, **arguments)
 
-    def _version_items(self, stored: dict[str, Any]) -> list[dict[str, Any]]:
+    def _version_items(self, stored: dict[str, Any], deadline: Deadline | None) -> list[dict[str, Any]]:
         """The version items of the stored record (one per copy kept beside the item)."""
         nxcloud_id, kind = record_id(stored)
         arguments: dict[str, Any] = {
@@ -631,6 +644,7 @@ class RecordWriter:
         versions: list[dict[str, Any]] = []
         try:
             while True:
+                check(deadline, "read the versions")
                 response = self._client.query(**arguments)
                 versions.extend(deserialise(item) for item in response.get("Items", []))
                 if "LastEvaluatedKey" not in response:

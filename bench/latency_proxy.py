@@ -38,10 +38,19 @@ class LatencyProxy:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._server is not None:
-            self._server.close()
+        asyncio.run_coroutine_threadsafe(self._shut(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shut(self) -> None:
+        """Stop listening and end every connection's task before the loop stops."""
+        if self._server is not None:
+            self._server.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
@@ -71,7 +80,7 @@ class LatencyProxy:
 
         try:
             await asyncio.gather(requests(), responses())
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
             for writer in (client_writer, upstream_writer):

@@ -5,7 +5,8 @@ client, in the same kind of interpreter as the sync's run.
 ``.venv-lambda/bin/python -s -P bench/probe_batch.py ITEMS.jsonl TABLE [MODE [LIMIT]]``
 (the endpoint from ``AWS_ENDPOINT_URL_DYNAMODB``). MODE ``batch`` (the baseline), or,
 for reference, ``put`` (one conditional ``PutItem`` per item, one thread) or ``put8``
-(the same from 8 threads, as the sync writes). Prints ``@@BENCH@@ <json>``.
+(the same from 8 threads), or ``transact`` (100 to a ``TransactWriteItems`` of conditional
+puts, as the sync writes new records). Prints ``@@BENCH@@ <json>``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,21 @@ def batch(client: Any, table: str, items: list[dict[str, Any]]) -> int:
     return requests
 
 
+def transact(client: Any, table: str, items: list[dict[str, Any]]) -> int:
+    """The same items 100 to a ``TransactWriteItems`` of conditional puts: the least a
+    write that may not overwrite a callback's item costs in requests."""
+    requests = 0
+    for first in range(0, len(items), 100):
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                for item in items[first : first + 100]
+            ]
+        )
+        requests += 1
+    return requests
+
+
 def put(client: Any, table: str, items: list[dict[str, Any]], threads: int) -> int:
     def one(item: dict[str, Any]) -> None:
         client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -71,7 +87,12 @@ def main() -> None:
     client.describe_table(TableName=table)  # connection made before the clock starts
     start = time.perf_counter()
     threads = 8 if mode == "put8" else 1
-    requests = batch(client, table, items) if mode == "batch" else put(client, table, items, threads)
+    if mode == "batch":
+        requests = batch(client, table, items)
+    elif mode == "transact":
+        requests = transact(client, table, items)
+    else:
+        requests = put(client, table, items, threads)
     seconds = time.perf_counter() - start
     print(MARKER, json.dumps({"mode": mode, "items": len(items), "seconds": seconds, "requests": requests}), flush=True)
 

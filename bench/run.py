@@ -14,7 +14,8 @@ baseline, measured side by side in one run (interleaved runs, medians).
 6. log bytes per push, and the cost of a million pushes of each kind at list prices
    (the arithmetic is printed under the table);
 7. the recording archiver: one recording archived vs a bare download and PutObject, its
-   peak memory on a large recording, and the bytes a recording adds to its item.
+   peak memory on a large recording, and the bytes a recording adds to its item;
+8. a new distinct copy of one call: its time and write units when 1,000 are kept vs 10.
 
 Everything runs on loopback: DynamoDB Local on a port of its own, the stand-in NXCLOUD.
 Progress goes to stderr, the table to stdout. Figures are printed, never judged: the
@@ -27,7 +28,6 @@ import argparse
 import os
 import platform
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -40,11 +40,11 @@ import boto3
 from bench import lambdas
 from bench.build import Build, Function, read_build
 from bench.report import Row, render, write_json
-from bench.session import SCHEDULE_TYPES, Session, log
+from bench.session import SCHEDULE_TYPES, Session, drain, log
 from devtools import REPO_ROOT
 from devtools.dynamodb_local import DynamoDBLocal
 
-SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost", "recordings")
+SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost", "recordings", "copies")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--sync-rounds", type=int, default=None, help="sync/baseline rounds (default 3, quick 2)")
     parser.add_argument("--engine-warmup", type=int, default=2500, help="writes that warm DynamoDB Local up first")
+    parser.add_argument("--copies", type=int, default=1000, help="distinct copies of one call pushed (row 8)")
     parser.add_argument("--quick", action="store_true", help="sync sizes 2000,10000 and 2 rounds")
     parser.add_argument("--skip", default="", help=f"sections to leave out, comma-separated: {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
@@ -101,14 +102,6 @@ def push_functions(build: Build) -> tuple[dict[str, Function], list[Function], l
     return push, scheduled, notes
 
 
-def _drain(engine: DynamoDBLocal) -> None:
-    """Read DynamoDB Local's stderr, which devtools pipes, so that it never fills."""
-    process = getattr(engine, "_process", None)
-    stream = getattr(process, "stderr", None)
-    if stream is not None:
-        threading.Thread(target=lambda: [None for _ in iter(lambda: stream.read(65536), b"")], daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
@@ -126,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.coldstart import cold_starts, without_bytecode  # noqa: PLC0415
     from bench.costs import cost_rows, size_rows  # noqa: PLC0415
     from bench.inprocess import warm_pushes, write_units  # noqa: PLC0415
+    from bench.joinbench import copy_rows  # noqa: PLC0415
     from bench.recordings import recording_rows  # noqa: PLC0415
     from bench.stand_in import IndexedFakeNxcloud  # noqa: PLC0415
     from bench.syncbench import sync_rows  # noqa: PLC0415
@@ -139,12 +133,13 @@ def main(argv: list[str] | None = None) -> None:
         "sync": sync_rows,
         "cost": cost_rows,
         "recordings": recording_rows,
+        "copies": copy_rows,
     }
     rows: list[Row] = []
     errors: list[str] = []
     fake = IndexedFakeNxcloud([])
     with DynamoDBLocal() as engine, fake:
-        _drain(engine)
+        drain(engine)
         os.environ.update(lambdas.aws_env(engine.endpoint))
         log(f"DynamoDB Local on {engine.endpoint}, stand-in NXCLOUD on {fake.base_url}")
         client = boto3.client("dynamodb", endpoint_url=engine.endpoint)

@@ -26,7 +26,6 @@ from typing import Any
 from bench import dynamo, lambdas
 from bench.build import Function
 from bench.events import deployed_name
-from bench.latency_proxy import LatencyProxy
 from bench.report import Row, at_least, at_most, ratio
 from bench.session import Session, log, scheduled_event
 from bench.stand_in import check_indexed_pages
@@ -140,27 +139,28 @@ def _where(result: dict[str, Any]) -> str:
 
 
 def _interleaved(
-    bench: SyncBench, small: int, rounds: int, items_path: Path
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``rounds`` syncs of ``small`` records and as many bare BatchWriteItem runs of the
-    items the first sync stored, alternating which goes first."""
-    syncs: list[dict[str, Any]] = []
-    bares: list[dict[str, Any]] = []
+    session: Session, function: Function, small: int, rounds: int, items_path: Path, *, delay_s: float
+) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` syncs of ``small`` records, as many bare BatchWriteItem runs of the
+    items the first sync stored, and as many bare conditional transactions of them (the
+    floor of a write that may not overwrite), the order turning each round, each run on
+    a new engine (behind the latency proxy when ``delay_s``)."""
+    runs: dict[str, list[dict[str, Any]]] = {"sync": [], "batch": [], "transact": []}
+    order = list(runs)
     for round_number in range(rounds):
-        steps = ["sync", "bare"] if round_number % 2 == 0 or not items_path.exists() else ["bare", "sync"]
+        steps = order if not items_path.exists() else order[round_number % 3 :] + order[: round_number % 3]
         for step in steps:
-            if step == "sync":
+            with session.on_fresh_engine(session.args.engine_warmup, delay_s) as (fresh, endpoint):
+                bench = SyncBench(fresh, function, endpoint)
+                if step != "sync":
+                    runs[step].append(bench.bare(items_path, step))
+                    continue
                 result, names = bench.sync(small)
-                try:
-                    if not items_path.exists():
-                        stored = bench.dump_items(names, items_path)
-                        log(f"sync: {stored} items read back for the baseline")
-                finally:
-                    bench.s.drop_tables(names)
-                syncs.append(result)
-            else:
-                bares.append(bench.bare(items_path))
-    return syncs, bares
+                if not items_path.exists():
+                    stored = bench.dump_items(names, items_path)
+                    log(f"sync: {stored} items read back for the baseline")
+                runs["sync"].append(result)
+    return runs
 
 
 def sync_rows(session: Session) -> list[Row]:
@@ -169,32 +169,40 @@ def sync_rows(session: Session) -> list[Row]:
         return []
     check_indexed_pages()
     function = session.scheduled[0]
-    bench = SyncBench(session, function)
     small, large = session.args.sizes
     rounds = session.args.sync_rounds
     log(
-        f"sync: {rounds} rounds of {small} records (sync and bare BatchWriteItem alternating) on DynamoDB Local, "
-        f"as many behind a {PROXY_DELAY_S * 1000:.0f} ms latency proxy, then {large} once"
+        f"sync: {rounds} rounds of {small} records (sync and bare BatchWriteItem alternating, each on a new "
+        f"DynamoDB Local) on DynamoDB Local, as many behind a {PROXY_DELAY_S * 1000:.0f} ms latency proxy, "
+        f"then {large} once"
     )
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as scratch:
         items_path = Path(scratch) / "items.jsonl"
-        syncs, bares = _interleaved(bench, small, rounds, items_path)
-        with LatencyProxy(session.endpoint, PROXY_DELAY_S) as proxy:
-            proxied = SyncBench(session, function, proxy.endpoint)
-            log(f"latency proxy on {proxy.endpoint} ({PROXY_DELAY_S * 1000:.0f} ms a request)")
-            slow_syncs, slow_bares = _interleaved(proxied, small, rounds, items_path)
-            proxied_requests = proxy.requests
+        plain = _interleaved(session, function, small, rounds, items_path, delay_s=0.0)
+        slow = _interleaved(session, function, small, rounds, items_path, delay_s=PROXY_DELAY_S)
+        syncs, bares = plain["sync"], plain["batch"]
+        slow_syncs, slow_bares = slow["sync"], slow["batch"]
         # For reference (not interleaved): the same items by conditional PutItem, from one
         # thread and from 8 (as the sync writes), on a part of them.
-        reference = {mode: bench.bare(items_path, mode, REFERENCE_ITEMS) for mode in ("put", "put8")}
-    big, names = bench.sync(large)
-    session.drop_tables(names)
+        reference = {}
+        for mode in ("put", "put8"):
+            with session.on_fresh_engine(session.args.engine_warmup) as (fresh, endpoint):
+                reference[mode] = SyncBench(fresh, function, endpoint).bare(items_path, mode, REFERENCE_ITEMS)
+    with session.on_fresh_engine(session.args.engine_warmup) as (fresh, endpoint):
+        big, _ = SyncBench(fresh, function, endpoint).sync(large)
 
     sync_rate = statistics.median(result["records_per_s"] for result in syncs)
     bare_rate = statistics.median(result["records_per_s"] for result in bares)
     slow_sync_rate = statistics.median(result["records_per_s"] for result in slow_syncs)
     slow_bare_rate = statistics.median(result["records_per_s"] for result in slow_bares)
     slow_throughput = ratio(slow_sync_rate, slow_bare_rate)
+    floors = {
+        label: ratio(
+            statistics.median(result["records_per_s"] for result in runs["transact"]),
+            statistics.median(result["records_per_s"] for result in runs["batch"]),
+        )
+        for label, runs in (("proxy", slow), ("plain", plain))
+    }
     small_rss = statistics.median(result["maxrss_kb"] for result in syncs) / 1024
     large_rss = big["maxrss_kb"] / 1024
     throughput = ratio(sync_rate, bare_rate)
@@ -218,11 +226,18 @@ def sync_rows(session: Session) -> list[Row]:
     session.note(f"4  where the {large}-record sync's time goes: {_where(big)}")
     session.note(
         f"4  behind the latency proxy ({PROXY_DELAY_S * 1000:.0f} ms before each request reaches DynamoDB Local, "
-        f"as DynamoDB's own round trip; {proxied_requests} requests held): sync median "
+        f"as DynamoDB's own round trip): sync median "
         f"{statistics.median(r['handler_ms'] for r in slow_syncs) / 1000:.1f} s, bare BatchWriteItem median "
         f"{statistics.median(r['seconds'] for r in slow_bares):.1f} s. Where the sync's time goes (last run): "
         f"{_where(slow_syncs[-1])}. DynamoDB Local alone answers in well under a millisecond and serialises "
         "writes, so concurrency cannot pay there: the plain row is for reference, the proxied one is the target"
+    )
+    session.note(
+        f"4  the floor of a write that may not overwrite a callback's item: the same items by bare conditional "
+        f"TransactWriteItems, 100 a request, beside the bare BatchWriteItem in the same rounds: "
+        f"{floors['proxy']:.2f}x behind the proxy, {floors['plain']:.2f}x on plain DynamoDB Local (DynamoDB "
+        "Local's transactions cost it about twice a batch's time per item; DynamoDB bills a transactional write "
+        "twice a plain one's units)"
     )
     if big["handler_ms"] / 1000 > function.timeout_s - 30:
         session.note(
@@ -241,6 +256,15 @@ def sync_rows(session: Session) -> list[Row]:
             target=f">={THROUGHPUT_TARGET}x",
             meets=at_least(THROUGHPUT_TARGET)(slow_throughput),
             detail={"sync": slow_syncs, "bare": slow_bares},
+        ),
+        Row(
+            "4",
+            f"floor: bare conditional TransactWriteItems vs BatchWriteItem, {PROXY_DELAY_S * 1000:.0f} ms a request",
+            statistics.median(result["records_per_s"] for result in slow["transact"]),
+            "rec/s",
+            baseline=slow_bare_rate,
+            ratio=floors["proxy"],
+            detail={"transact": slow["transact"], "plain_transact": plain["transact"]},
         ),
         Row(
             "4",

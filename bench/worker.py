@@ -370,10 +370,55 @@ def write_units(config: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+# -- copies of one call ------------------------------------------------------------------
+
+
+def copies(config: dict[str, Any]) -> dict[str, Any]:
+    """``config["copies"]`` distinct copies of one call pushed one after another, each
+    with another value in one unknown field (as NXCLOUD's corrections differ: a new
+    copy to keep as a version and to join, which does not add to what the item
+    shows): each push's time in the handler, its write and read units as DynamoDB
+    Local reports them, and its calls."""
+    kind = config["kind"]
+    calls = Calls(ask_capacity=True)
+    calls.install()
+    handler = load_handler(config)
+    zone = zone_of(os.environ.get("NXCLOUD_TIMEZONE", "+08:00"))
+    event, _ = PushSample.load(kind, zone).fresh()
+    body = json.loads(body_text(event))
+    name = deployed_name(config["function"])
+    per_copy: list[dict[str, Any]] = []
+    for number in range(int(config["copies"])):
+        pushed = copy.deepcopy(event)
+        pushed["body"] = json.dumps(body | {"benchCorrection": f"copy {number}"})
+        calls.recording = True
+        start = time.perf_counter()
+        response = handler(pushed, context_for(config, name))
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        calls.recording = False
+        taken = calls.take()
+        if response.get("statusCode") != 200:
+            raise RuntimeError(f"copy {number} answered {response.get('statusCode')}: {response.get('body')}")
+        operations = {call["operation"] for call in taken}
+        per_copy.append(
+            {
+                "ms": elapsed_ms,
+                "wcu": _capacity(taken, WRITE_OPERATIONS).get("total", 0.0),
+                "rcu": _capacity(taken, operations - WRITE_OPERATIONS).get("total", 0.0),
+                "calls": len(taken),
+                "outcome": answer_of(response).get("outcome"),
+            }
+        )
+    return {"kind": kind, "per_copy": per_copy}
+
+
+MODES = {"warm": warm, "units": write_units, "copies": copies}
+
+
 def main() -> None:
     config: dict[str, Any] = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     os.environ.update(config["environment"])
-    result = warm(config) if config["mode"] == "warm" else write_units(config)
+    result = MODES[config["mode"]](config)
     Path(sys.argv[2]).write_text(json.dumps(result, default=str), encoding="utf-8")
 
 

@@ -132,8 +132,8 @@ def log_output() -> Iterator[Callable[[], str]]:
 def as_read(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item as a reader sees it: kind, id and hash spelled out, and the
     normalised fields rebuilt from ``raw`` (the item stores neither)."""
+    from nxcloud_cdr.items import readable
     from nxcloud_cdr.kinds import normalised
-    from nxcloud_cdr.store import readable
     from nxcloud_cdr.times import parse_zone
 
     shown = readable(item)

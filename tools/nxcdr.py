@@ -26,8 +26,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from nxcloud_cdr.kinds import PUSH_KINDS, normalised
+from nxcloud_cdr.lookups import LookupOffError, Page
 from nxcloud_cdr.phones import normalise_number
-from nxcloud_cdr.store import CallStore, LookupOffError, Page, StoreError
+from nxcloud_cdr.store import CallStore
+from nxcloud_cdr.store_errors import StoreError
 from nxcloud_cdr.times import from_epoch, iso_utc, now_utc, parse_zone
 
 # A run of the sync may take the function's whole timeout; an Invoke is never repeated.

@@ -102,6 +102,14 @@ def make_sync(ddb, fake: FakeNxcloud, settings: SyncSettings) -> Callable[..., C
     return build
 
 
+_TRANSACTION_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     """(operation, table, index or "") of every DynamoDB call made while the test runs."""
@@ -109,7 +117,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
     real = BaseClient._make_api_call  # type: ignore[attr-defined]  # botocore's stubs leave it out
 
     def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
+        if self.meta.service_model.service_name == "dynamodb" and operation == "TransactWriteItems":
+            # IAM allows each action of a transaction as its own operation (PutItem, ...).
+            for action in params["TransactItems"]:
+                [(name, request)] = action.items()
+                made.append((_TRANSACTION_ACTIONS[name], request["TableName"], ""))
+        elif self.meta.service_model.service_name == "dynamodb":
             tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
             made.extend((operation, table, str(params.get("IndexName", ""))) for table in tables)
         return real(self, operation, params)

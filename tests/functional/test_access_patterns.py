@@ -6,10 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from nxcloud_cdr.lookups import Page
 from nxcloud_cdr.payloads.cc_report import map_cc_report
 from nxcloud_cdr.payloads.pns_binding_not_exist import map_pns_binding_not_exist
 from nxcloud_cdr.payloads.pns_call_result import map_pns_call_result
-from nxcloud_cdr.store import CallStore, Page
+from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import parse_zone
 
 from tests.conftest import as_read, payload_text

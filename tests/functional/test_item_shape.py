@@ -10,11 +10,13 @@ from typing import Any
 import boto3
 import pytest
 from nxcloud_cdr.dynamodb_types import serialise
+from nxcloud_cdr.items import build_item
 from nxcloud_cdr.kinds import PNS_CALL_RESULT, normalised
+from nxcloud_cdr.lookups import LookupOffError
 from nxcloud_cdr.records import CallRecord
-from nxcloud_cdr.store import CallStore, LookupOffError
+from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import epoch_ms, parse_zone
-from nxcloud_cdr.write_rule import RecordWriter, build_item
+from nxcloud_cdr.write_rule import RecordWriter
 
 from devtools.template import create_tables
 from tests.conftest import body_of, event_with_body, payload_text, table_names

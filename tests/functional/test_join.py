@@ -227,3 +227,150 @@ def test_an_id_sent_as_a_number_is_the_text_of_its_value(invoke, store):
         "PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", '"100.0"'))
     )
     assert body_of(response)["id"] == "100.0" and store.get("100.0")
+
+
+# -- the sync's page: new records 100 to a transaction, a callback racing it -------------
+
+
+def cc_rows(prefix: str, count: int) -> list[dict[str, Any]]:
+    from devtools.fake_nxcloud import generate_records
+
+    rows = generate_records(count, 1_700_000_000_000, 3_600_000, seed=count)
+    return [row | {"callId": f"{prefix}-{number}"} for number, row in enumerate(rows)]
+
+
+def cc_copy(row: dict[str, Any]) -> CallRecord:
+    return copy("cc_cdr", row)
+
+
+def test_a_page_of_new_records_is_stored_in_transactions_of_up_to_100(writer, store, calls):
+    rows = cc_rows(f"tx-{random.randrange(10**9)}", 230)
+
+    outcome = writer.write_many([cc_copy(row) for row in rows], RECEIVED, source="sync")
+
+    assert (outcome.stored, outcome.refused) == (230, [])
+    assert [operation for operation, _, _ in calls].count("PutItem") == 230  # the transactions' puts
+    for row in rows[::23]:
+        [item] = store.get(row["callId"], "cc_cdr")
+        assert json.loads(item["raw"]) == row and item["source"] == "sync"
+
+
+@pytest.mark.parametrize("raced", [0, 57, 99, 100, 229])
+def test_a_callback_stored_between_the_read_and_the_transaction_is_joined_not_overwritten(
+    writer, store, ddb, monkeypatch, raced
+):
+    """The callback stores its copy of one call after the sync's read found none: the
+    transaction holding that call is cancelled whole, and each of its records goes
+    through the rule, which joins the callback's copy and the sync's."""
+    rows = cc_rows(f"race-{raced}-{random.randrange(10**9)}", 230)
+    callback_row = rows[raced] | {"extraFromTheCallback": "kept"}
+    pusher = RecordWriter(ddb, writer.table_name)
+    real = writer._client.transact_write_items
+    transactions: list[int] = []
+
+    def racing(**request: Any) -> Any:
+        if not transactions:
+            pusher.write(cc_copy(callback_row), RECEIVED, source="push")
+        transactions.append(len(request["TransactItems"]))
+        return real(**request)
+
+    monkeypatch.setattr(writer._client, "transact_write_items", racing)
+
+    outcome = writer.write_many([cc_copy(row) for row in rows], RECEIVED + timedelta(seconds=1), source="sync")
+
+    assert transactions == [100, 100, 30]
+    assert outcome.refused == [] and outcome.stored == 229 and outcome.updated + outcome.kept == 1
+    [item] = store.get(rows[raced]["callId"], "cc_cdr")
+    assert sorted(item["sources"]) == ["push", "sync"]
+    assert json.loads(item["raw"])["extraFromTheCallback"] == "kept"
+    kept = sorted(
+        json.loads(version["raw"]).get("extraFromTheCallback", "") for version in store.versions(rows[raced]["callId"])
+    )
+    assert kept == ["", "kept"]
+    for row in rows:
+        [stored] = store.get(row["callId"], "cc_cdr")
+        assert stored.get("sources", [stored.get("source")]) in (["sync"], ["push", "sync"])
+
+
+# -- what the outside review of this change found (each failed before its fix) -----------
+
+
+def in_tables_of_their_own(ddb: Any, call_id: str, orders: list[list[CallRecord]]) -> list[dict[str, Any]]:
+    """The item after each order of copies, the same call in a table of its own each time."""
+    shown = []
+    for copies in orders:
+        names = table_names()
+        create_tables(ddb, names)
+        write_in_order(RecordWriter(ddb, names["CallRecordsTable"]), copies)
+        [item] = CallStore(ddb, names["CallRecordsTable"], names["QuarantineTable"]).get(call_id, copies[0].kind)
+        shown.append(item)
+    return shown
+
+
+def test_copies_that_each_bring_new_paths_stay_one_bounded_item_and_are_all_answered(writer, store, ddb, push_env):
+    """Every copy a 48 KB body of 16,000 empty objects under a field of its own, which
+    alone is a small item: the join's structure is bounded as its values are, so no copy
+    is refused for the others', nor its retry."""
+    call_id = "many-paths"
+
+    def shaped(number: int) -> CallRecord:
+        text = json.dumps(flat(call_id) | {f"z{number}": [{}] * 16_000}, separators=(",", ":"))
+        return copy("pns_call_result", {}, text=text)
+
+    outcomes = write_in_order(writer, [shaped(number) for number in range(6)])
+    outcomes += write_in_order(writer, [shaped(3)])  # NXCLOUD's retry of one of them
+    assert outcomes[0] == "stored" and set(outcomes[1:]) <= {"updated", "kept", "duplicate"}
+    raw_item = ddb.get_item(
+        TableName=push_env["TABLE_NAME"], Key={"pk": {"S": f"ID#{call_id}"}, "sk": {"S": "pns_call_result"}}
+    )["Item"]
+    assert len(raw_item["merge"]["B"]) < 100_000
+    [item] = store.get(call_id, "pns_call_result")
+    assert any("structure" in problem for problem in item["problems"])
+    assert (item["durationSec"], item["statusName"]) == (6, "answered")
+    assert len(store.versions(call_id)) == 6
+
+
+def test_copies_with_many_fields_of_their_own_never_pass_the_item_limit(writer, store):
+    """Twelve 55 KB copies, each of about 800 small fields of its own under 48-character
+    names: each is answered, every copy is a version."""
+    randomness = random.Random(7)
+
+    def distinct(number: int) -> CallRecord:
+        extra: dict[str, int] = {}
+        while len(json.dumps(extra)) < 55_000:
+            extra["".join(randomness.choices(string.ascii_letters, k=48))] = randomness.randrange(10**6)
+        return copy("pns_call_result", flat("many-fields") | extra)
+
+    outcomes = write_in_order(writer, [distinct(number) for number in range(12)])
+    assert outcomes[0] == "stored" and "updated" in outcomes[1:]
+    assert len(store.versions("many-fields")) == 12
+
+
+def test_a_lookup_no_key_can_hold_gives_way_to_another_copys(ddb):
+    """The fuller copy's caller is 3,000 digits, which no index key holds: the item keeps
+    the other copy's caller, in both orders, and the call is found by it."""
+    fuller = copy("pns_call_result", flat("long-caller", caller="8" * 3000, extensionCaller="1"))
+    plain = copy("pns_call_result", flat("long-caller"))
+    for item in in_tables_of_their_own(ddb, "long-caller", [[fuller, plain], [plain, fuller]]):
+        assert item["callerNumber"] == plain.caller
+
+
+def test_two_texts_of_one_copy_show_one_key_order_in_a_join_whatever_their_order(ddb):
+    payload = flat("two-texts", extraA1="x", extraA2="y")
+    texts = [json.dumps(payload, separators=(",", ":")), json.dumps(dict(reversed(payload.items())))]
+    a, a_reversed = (copy("pns_call_result", {}, text=text) for text in texts)
+    b = copy("pns_call_result", flat("two-texts", recordFile=""))
+    orders = [[b, a, a_reversed], [b, a_reversed, a], [a, a_reversed, b], [a_reversed, a, b]]
+    shown = {item["raw"] for item in in_tables_of_their_own(ddb, "two-texts", orders)}
+    assert len(shown) == 1
+
+
+def test_a_whole_number_id_of_any_length_is_its_digits(invoke, store):
+    template = json.dumps(flat("ID")).replace('"callId": "ID"', '"callId": SENT')
+    ids = set()
+    for sent in ("1e40", "1.0e40", "1" + "0" * 40):
+        response = invoke(
+            "PnsCallResultFunction", event_with_body("pns-call-result.json", template.replace("SENT", sent))
+        )
+        ids.add(body_of(response)["id"])
+    assert ids == {"1" + "0" * 40}

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from nxcloud_cdr.nxcloud_api import NxcloudApiError, NxcloudConfigError
-from nxcloud_cdr.store import StoreError
+from nxcloud_cdr.store_errors import StoreError
 from nxcloud_cdr.sync_state import SyncState
 from nxcloud_cdr.write_rule import RecordWriter
 
@@ -166,6 +166,7 @@ def test_store_failure_fails_the_run_and_the_checkpoint_does_not_move(
         raise ClientError(error, "PutItem")  # type: ignore[arg-type]
 
     monkeypatch.setattr(throttled, "put_item", throttle)
+    monkeypatch.setattr(throttled, "transact_write_items", throttle)  # new records are written 100 at a time
 
     with pytest.raises(StoreError):
         make_sync(writer_=RecordWriter(throttled, settings.table_name)).run_scheduled()

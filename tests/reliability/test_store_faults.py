@@ -52,7 +52,7 @@ from botocore.exceptions import (
 from botocore.retries.standard import ExponentialBackoff
 from nxcloud_cdr import receiver
 from nxcloud_cdr.dynamodb_types import deserialise
-from nxcloud_cdr.store import readable
+from nxcloud_cdr.items import readable
 
 from devtools.dynamodb_local import DynamoDBLocal
 from devtools.template import create_tables, function_timeout, load_template

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from nxcloud_cdr.config import SyncSettings
 from nxcloud_cdr.nxcloud_api import NxcloudApiError, NxcloudClient
-from nxcloud_cdr.store import StoreError
+from nxcloud_cdr.store_errors import StoreError
 from nxcloud_cdr.sync import CdrSync
 from nxcloud_cdr.sync_state import SyncState
 from nxcloud_cdr.write_rule import RecordWriter

@@ -10,7 +10,7 @@ from typing import Any
 from nxcloud_cdr import receiver
 from nxcloud_cdr.kinds import PUSH_KINDS
 from nxcloud_cdr.recordings import handler as archiver_handler
-from nxcloud_cdr.store import StoreError
+from nxcloud_cdr.store_errors import StoreError
 
 from devtools import monitoring
 from devtools.template import load_template, resources_of_type

@@ -6,10 +6,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nxcloud_cdr.items import build_item
 from nxcloud_cdr.kinds import RECORD_KINDS
 from nxcloud_cdr.recording_links import ARCHIVED, PENDING, archive_state, link_id, recording_links
 from nxcloud_cdr.recordings.archiver import object_key
-from nxcloud_cdr.write_rule import build_item
 
 from tests.conftest import payload_text
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from nxcloud_cdr.recordings.archiver import ItemOutcome, handle_stream
 from nxcloud_cdr.recordings.fetch import FetchError
-from nxcloud_cdr.store import StoreError
+from nxcloud_cdr.store_errors import StoreError
 
 
 def record(call_id: str, sequence: int) -> dict[str, Any]:

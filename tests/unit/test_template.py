@@ -74,7 +74,8 @@ def test_tables_on_demand_pitr_encrypted_protected_with_ttl(table):
 
 
 def test_store_code_and_template_agree_on_indexes():
-    from nxcloud_cdr.store import INDEX_KEYS, SORT_KEY
+    from nxcloud_cdr.items import SORT_KEY
+    from nxcloud_cdr.lookups import INDEX_KEYS
 
     [records] = [
         r

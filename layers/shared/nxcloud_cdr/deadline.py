@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .store import StoreError
+from .store_errors import StoreError
 
 
 class OutOfTimeError(StoreError):

@@ -46,6 +46,7 @@ as versions.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import zlib
 from collections.abc import Iterable, Iterator
@@ -55,6 +56,7 @@ from typing import Any
 
 from . import nxjson
 from .recording_links import MAX_LINKS, link_id, recording_links
+from .storable import MAX_INDEX_KEY_BYTES, utf8_bytes
 
 # Objects nested deeper than this are taken whole (a leaf): no NXCLOUD payload nests
 # near it, and a body that does must not exhaust the stack.
@@ -64,6 +66,12 @@ MAX_DEPTH = 32
 # copies: room is left for the item's other attributes and the archiver's notes.
 LEAF_BUDGET = 300_000
 _RANK_CHARGE = 100
+# The bytes the body's structure may take beside the values: every path any copy had
+# (its containers, its place in the key order, the marker of a left-out value). Past it
+# the paths of the lowest standing are forgotten, so that the state stays bounded
+# whatever number of distinct paths the copies bring (charged as the leaves are).
+STRUCTURE_BUDGET = 80_000
+_NODE_CHARGE = 16
 
 # The call by meaning: what every kind's mapping yields (``callSummary`` and lookups).
 SUMMARY_FIELDS = (
@@ -145,6 +153,9 @@ class Copy:
     links: tuple[tuple[str, str], ...]
     source: str
     received_at: str
+    # Which text of this content it was (:func:`text_key`): of two texts of one copy,
+    # the key order of the one the rule prefers is shown, whichever arrived first.
+    text: tuple[int, str] = (0, "")
 
 
 def copy_of(
@@ -152,16 +163,11 @@ def copy_of(
 ) -> Copy:
     """The contribution of a mapped copy (a :class:`.records.CallRecord`) to the join."""
     from .mapping import SUMMARY  # noqa: PLC0415 - mapping imports this module's neighbours
+    from .records import lookups  # noqa: PLC0415
 
     summary = dict(record.fields.get(SUMMARY) or {})
-    summary |= {
-        "callerNumber": record.caller,
-        "calleeNumber": record.callee,
-        "didNumber": record.did,
-        "didYNumber": record.did_y,
-        "bindId": record.bind_id,
-        "customerBindId": record.customer_bind_id,
-    }
+    # A lookup value no key can hold is not one: another copy's that can wins.
+    summary |= {name: value for name, value in lookups(record).items() if _key_size(value) is not None}
     summary = {
         name: value
         for name, value in summary.items()
@@ -177,7 +183,21 @@ def copy_of(
         links=tuple(record.recordings),
         source=source,
         received_at=received_at,
+        text=text_key(record.raw),
     )
+
+
+def text_key(text: str) -> tuple[int, str]:
+    """Which of two texts of one copy (the same content in other white space or key
+    order) is shown: the shorter, then the one whose SHA-256 is first. A function of
+    the texts received, never of their order."""
+    return (len(text), hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def _key_size(value: str | None) -> int | None:
+    """The bytes of a lookup value an index key can hold; None for one it cannot."""
+    size = utf8_bytes(value) if value else None
+    return size if size is not None and size <= MAX_INDEX_KEY_BYTES else None
 
 
 @dataclass
@@ -201,14 +221,18 @@ class State:
     leaves: dict[tuple[str, Path], Leaf] = field(default_factory=dict)
     # (group, path, OBJECT or LIST) -> the best rank of a copy with that container there
     containers: dict[tuple[str, Path, str], str] = field(default_factory=dict)
-    # (group, path) -> (best rank of a copy with something there, its position in that copy)
-    order: dict[tuple[str, Path], tuple[str, int]] = field(default_factory=dict)
+    # (group, path) -> (best rank of a copy with something there, its text, its position
+    # in that text)
+    order: dict[tuple[str, Path], tuple[str, tuple[int, str], int]] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # group -> its best rank
     summary: dict[str, tuple[tuple[int, str], Any]] = field(default_factory=dict)
     links: dict[str, tuple[str, str]] = field(default_factory=dict)  # link -> (name, best rank)
     sources: set[str] = field(default_factory=set)
     first: tuple[str, str] = ("", "")  # (receivedAt, source) of the first copy
     last_seen: str = ""
+    # Whether paths past STRUCTURE_BUDGET were forgotten (sticky: a function of the set,
+    # since a set past the budget makes every order pass it at its last copy).
+    forgotten: bool = False
 
     # -- the join -------------------------------------------------------------------
 
@@ -219,8 +243,10 @@ class State:
             self.groups[group] = copy.rank
         for path, loc, kind, value, position in _walk(copy.payload):
             order = self.order.get((group, path))
-            if order is None or copy.rank > order[0]:
-                self.order[(group, path)] = (copy.rank, position)
+            # Two texts of one copy (one rank) may list keys in other orders: the
+            # preferred text's order is shown, so it is a function of the set.
+            if order is None or copy.rank > order[0] or (copy.rank == order[0] and copy.text < order[1]):
+                self.order[(group, path)] = (copy.rank, copy.text, position)
             if kind in (OBJECT, LIST):
                 if copy.rank > self.containers.get((group, path, kind), ""):
                     self.containers[(group, path, kind)] = copy.rank
@@ -261,6 +287,7 @@ class State:
             set(self.sources),
             self.first,
             self.last_seen,
+            self.forgotten,
         )
 
     def same_as(self, other: State) -> bool:
@@ -294,7 +321,7 @@ class State:
             if rank is None:
                 continue
             inner = [child for child in children.get(path, []) if (child[-1][0] == "k") == (kind == OBJECT)]
-            inner.sort(key=lambda child: (self.order[(group, child)][0], -self.order[(group, child)][1]), reverse=True)
+            inner.sort(key=lambda child: (self.order[(group, child)][0], -self.order[(group, child)][2]), reverse=True)
             total = 0
             value: dict[str, Any] | list[Any] = {} if kind == OBJECT else []
             for child in inner:
@@ -337,6 +364,7 @@ class State:
         (their value is gone from the state: the caller reads it back from that copy's
         version and calls :meth:`restore`)."""
         budget = LEAF_BUDGET if budget is None else budget
+        self._forget(budget * STRUCTURE_BUDGET // LEAF_BUDGET)
         ordered = sorted(self.leaves.items(), key=lambda pair: (pair[1].standing, _path_text(pair[0][1])), reverse=True)
         total, over, wanted = 0, False, []
         for key, leaf in ordered:
@@ -347,6 +375,39 @@ class State:
             elif leaf.dropped:
                 wanted.append((key[0], key[1], leaf.rank))
         return wanted
+
+    def _forget(self, budget: int) -> None:
+        """Forget the paths of the lowest standing past ``budget`` bytes of structure.
+        A path stands as the best leaf at or under it (so a container never goes before
+        what it holds), a path without values as its best copy's rank; ties by path."""
+        best: dict[tuple[str, Path], tuple[int, int, str]] = {}
+        for (group, path), (rank, _, _) in self.order.items():
+            best[(group, path)] = max(best.get((group, path), (0, 0, "")), (0, 0, rank))
+        for (group, path), leaf in self.leaves.items():
+            for length in range(len(path) + 1):
+                key = (group, path[:length])
+                if leaf.standing > best.get(key, (0, 0, "")):
+                    best[key] = leaf.standing
+        texts = {key: _path_text(key[1]) for key in best}
+        total = 0
+        ranks: set[str] = set()
+        gone: set[tuple[str, Path]] = set()
+        for key in sorted(best, key=lambda key: (best[key], key[0], texts[key]), reverse=True):
+            # Its path twice (the key order and the container or value), each rank once.
+            total += 2 * len(texts[key]) + _NODE_CHARGE
+            for rank in (best[key][2], self.order.get(key, ("", (0, ""), 0))[0]):
+                if rank not in ranks:
+                    ranks.add(rank)
+                    total += _RANK_CHARGE
+            if total > budget:
+                gone.add(key)
+        if not gone:
+            return
+        self.forgotten = True
+        for key in gone:
+            self.order.pop(key, None)
+            self.leaves.pop(key, None)
+        self.containers = {key: rank for key, rank in self.containers.items() if (key[0], key[1]) not in gone}
 
     def restore(self, group: str, path: Path, value: Any) -> None:
         leaf = self.leaves[(group, path)]
@@ -420,7 +481,8 @@ def join(copies: Iterable[Copy], state: State | None = None) -> State:
 
 # -- stored form ------------------------------------------------------------------------
 
-_FORMAT = 1
+# 2: the key order remembers which text of a copy it came from (format 1 did not).
+_FORMAT = 2
 
 
 def encode(state: State, *, with_last_seen: bool = True) -> bytes:
@@ -429,12 +491,14 @@ def encode(state: State, *, with_last_seen: bool = True) -> bytes:
     ranks = sorted(
         {leaf.rank for leaf in state.leaves.values()}
         | set(state.containers.values())
-        | {rank for rank, _ in state.order.values()}
+        | {rank for rank, _, _ in state.order.values()}
         | set(state.groups.values())
         | {key[1] for key, _ in state.summary.values()}
         | {rank for _, rank in state.links.values()}
     )
     index = {rank: number for number, rank in enumerate(ranks)}
+    texts = sorted({text for _, text, _ in state.order.values()})
+    text_index = {text: number for number, text in enumerate(texts)}
 
     def path_of(path: Path) -> list[list[Any]]:
         return [[kind, part] for kind, part in path]
@@ -456,8 +520,12 @@ def encode(state: State, *, with_last_seen: bool = True) -> bytes:
             ([group, path_of(path), kind, index[rank]] for (group, path, kind), rank in state.containers.items()),
             key=lambda entry: (entry[0], _path_text(tuple((k, p) for k, p in entry[1])), entry[2]),
         ),
+        "x": [list(text) for text in texts],
         "O": sorted(
-            ([group, path_of(path), index[rank], position] for (group, path), (rank, position) in state.order.items()),
+            (
+                [group, path_of(path), index[rank], position, text_index[text]]
+                for (group, path), (rank, text, position) in state.order.items()
+            ),
             key=lambda entry: (entry[0], _path_text(tuple((k, p) for k, p in entry[1]))),
         ),
         "s": {name: [key[0], index[key[1]], value] for name, (key, value) in sorted(state.summary.items())},
@@ -466,12 +534,14 @@ def encode(state: State, *, with_last_seen: bool = True) -> bytes:
         "f": list(state.first),
         "t": state.last_seen if with_last_seen else "",
     }
+    if state.forgotten:
+        document["F"] = 1
     return zlib.compress(nxjson.dumps(document, ensure_ascii=True).encode("ascii"), 6)
 
 
 def decode(blob: bytes) -> State:
     document = nxjson.loads(zlib.decompress(bytes(blob)).decode("ascii"), duplicates="keep", constants=True)
-    if document.get("v") != _FORMAT:
+    if document.get("v") not in (1, _FORMAT):
         raise ValueError(f"merge state of format {document.get('v')!r}, not {_FORMAT}")
     ranks: list[str] = document["r"]
 
@@ -486,13 +556,16 @@ def decode(blob: bytes) -> State:
         state.leaves[(group, path_of(parts))] = Leaf(tier, full, ranks[rank], size, value, bool(dropped))
     for group, parts, kind, rank in document["C"]:
         state.containers[(group, path_of(parts), kind)] = ranks[rank]
-    for group, parts, rank, position in document["O"]:
-        state.order[(group, path_of(parts))] = (ranks[rank], position)
+    texts = [(int(length), str(digest)) for length, digest in document.get("x", [])]
+    for group, parts, rank, position, *text in document["O"]:
+        # Format 1 kept no text: its entries stand as the first text of their rank.
+        state.order[(group, path_of(parts))] = (ranks[rank], texts[text[0]] if text else (0, ""), position)
     state.summary = {name: ((special, ranks[rank]), value) for name, (special, rank, value) in document["s"].items()}
     state.links = {link: (name, ranks[rank]) for link, name, rank in document["l"]}
     state.sources = set(document["src"])
     state.first = (document["f"][0], document["f"][1])
     state.last_seen = document["t"]
+    state.forgotten = bool(document.get("F"))
     return state
 
 

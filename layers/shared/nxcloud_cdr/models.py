@@ -12,7 +12,7 @@ answers 422 and keeps the body in quarantine.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -20,6 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 # Whole numbers beyond this many digits are not NXCLOUD's integers; building one as an
 # int from an exactly read number (1e999999) would take seconds.
 _INT_DIGITS = 40
+# The digits of the longest id a key can hold (:data:`.storable.MAX_ID_BYTES`).
+_ID_DIGITS = 900
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -54,10 +56,14 @@ def _canonical_id(value: Any) -> Any:
     number = Decimal(repr(value)) if isinstance(value, float) else value
     if not number.is_finite():
         return str(value)
-    if number == number.to_integral_value() and number.adjusted() < _INT_DIGITS:
-        return str(int(number))
-    text = format(number.normalize(), "f") if abs(number.adjusted()) < _INT_DIGITS else str(number.normalize())
-    return text
+    if number == 0:
+        return "0"
+    # Its own digits' precision: normalising never rounds the value.
+    exact = Context(prec=max(len(number.as_tuple().digits), 1), Emax=MAX_EMAX, Emin=MIN_EMIN)
+    normal = number.normalize(exact)
+    # Up to the longest id a key can hold, in plain decimal (1e40 and its 41 digits are
+    # one id); beyond it no key can hold the digits anyway, and writing them is slow.
+    return format(normal, "f") if abs(normal.adjusted()) < _ID_DIGITS else str(normal)
 
 
 def _to_string_list(value: Any) -> Any:

@@ -27,7 +27,8 @@ from .mapping import MissingIdError
 from .observability import count, logger, metrics
 from .push_auth import PushToken, push_token_from_settings
 from .records import CallRecord
-from .store import CallStore, StoreError
+from .store import CallStore
+from .store_errors import StoreError
 from .times import now_utc
 from .write_rule import RecordWriter, UnstorableError
 

@@ -59,6 +59,22 @@ class CallRecord:
         return copy_rank(self.completeness, self.latest_ms, self.content_hash)
 
 
+# The lookup attributes of an item and the record's field each comes from.
+LOOKUP_FIELDS = {
+    "callerNumber": "caller",
+    "calleeNumber": "callee",
+    "didNumber": "did",
+    "didYNumber": "did_y",
+    "bindId": "bind_id",
+    "customerBindId": "customer_bind_id",
+}
+
+
+def lookups(record: CallRecord) -> dict[str, str | None]:
+    """The record's lookup values under their item names."""
+    return {name: getattr(record, field) for name, field in LOOKUP_FIELDS.items()}
+
+
 def copy_rank(completeness: int, latest_ms: int, content_hash: str) -> str:
     return f"{min(completeness, 10**9 - 1):09d}.{min(max(latest_ms, 0), 10**16 - 1):016d}.{content_hash}"
 

@@ -19,7 +19,9 @@ stops the sync.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +41,8 @@ from .times import iso_utc
 from .write_rule import RecordWriter
 
 KIND = "cc_cdr"
+# Pages stored at once while the next is read (each writes with the rule's own threads).
+_PAGES_IN_FLIGHT = 2
 # The least a window moves the checkpoint past its overlap.
 _MIN_STEP_SECONDS = 60
 
@@ -87,6 +91,7 @@ class CdrSync:
         self._remaining_ms = remaining_ms
         self._last_full_page = 0
         self._rate_limited = False
+        self._report_lock = threading.Lock()
 
     def run_scheduled(self) -> SyncReport:
         """From the checkpoint (or ``initial_lookback`` ago) to ``now - delay``, in windows
@@ -175,36 +180,62 @@ class CdrSync:
 
     def _sync_window(self, start_s: int, end_s: int, report: SyncReport, first_page: int) -> bool:
         """Every page of one window from ``first_page``; False when it stopped for lack of
-        time (``_last_full_page`` is then the last page stored, ``_rate_limited`` whether
-        NXCLOUD asked to come back later)."""
+        time (``_last_full_page`` is then the last page stored with every page before it,
+        ``_rate_limited`` whether NXCLOUD asked to come back later).
+
+        Pipelined: pages are read in order and stored on threads of their own, up to
+        :data:`_PAGES_IN_FLIGHT` at once, so that one page's reads and mapping overlap
+        another's writes (the write rule holds under any concurrency, two pages with one
+        call included); the window is done only once every page is stored."""
+        from concurrent.futures import ThreadPoolExecutor, wait  # noqa: PLC0415 - the sync's alone
+
         page = first_page
         self._last_full_page, self._rate_limited = first_page - 1, False
         previous: list[str] | None = None
-        while True:
-            if self._deadline_s() <= 0:
-                return False
+        in_flight: dict[int, Future[None]] = {}
+
+        def settle(keep: int) -> None:
+            """Wait until at most ``keep`` pages are in flight, the oldest first; a page's
+            store failure is the window's."""
+            while len(in_flight) > keep:
+                number = min(in_flight)
+                in_flight.pop(number).result()
+                report.pages += 1
+                self._last_full_page = number
+
+        with ThreadPoolExecutor(max_workers=_PAGES_IN_FLIGHT, thread_name_prefix="page-store") as writer:
             try:
-                rows = self._api.cdr_page(
-                    start_s, end_s, page, CDR_PAGE_SIZE, deadline=self._api.deadline_in(self._deadline_s())
-                )
-            except NxcloudDeadlineError as exc:
-                self._rate_limited = isinstance(exc, NxcloudRateLimitedError)
-                logger.warning(
-                    "out of time while reading a page; the next run reads this window again",
-                    extra={"page": page, "reason": str(exc)[:300]},
-                )
-                return False
-            # Compared on content: rows without ids (a renamed field) must not look alike.
-            hashes = [_row_hash(row, number) for number, row in enumerate(rows)]
-            if rows and hashes == previous:
-                raise NxcloudApiError(f"page {page} repeats page {page - 1}: NXCLOUD is not paging")
-            self._store_page(rows, report, {"windowFrom": start_s, "windowTo": end_s, "page": page})
-            report.pages += 1
-            self._last_full_page = page
-            if len(rows) < CDR_PAGE_SIZE:
-                return True
-            previous = hashes
-            page += 1
+                while True:
+                    if self._deadline_s() <= 0:
+                        settle(0)
+                        return False
+                    try:
+                        rows = self._api.cdr_page(
+                            start_s, end_s, page, CDR_PAGE_SIZE, deadline=self._api.deadline_in(self._deadline_s())
+                        )
+                    except NxcloudDeadlineError as exc:
+                        self._rate_limited = isinstance(exc, NxcloudRateLimitedError)
+                        logger.warning(
+                            "out of time while reading a page; the next run reads this window again",
+                            extra={"page": page, "reason": str(exc)[:300]},
+                        )
+                        settle(0)
+                        return False
+                    # Compared on content: rows without ids (a renamed field) must not look alike.
+                    hashes = [_row_hash(row, number) for number, row in enumerate(rows)]
+                    if rows and hashes == previous:
+                        raise NxcloudApiError(f"page {page} repeats page {page - 1}: NXCLOUD is not paging")
+                    settle(_PAGES_IN_FLIGHT - 1)
+                    origin = {"windowFrom": start_s, "windowTo": end_s, "page": page}
+                    in_flight[page] = writer.submit(self._store_page, rows, report, origin)
+                    if len(rows) < CDR_PAGE_SIZE:
+                        settle(0)
+                        return True
+                    previous = hashes
+                    page += 1
+            finally:
+                # A run that fails leaves no write running behind it.
+                wait(list(in_flight.values()))
 
     def _quarantine(self, raw: str, reason: str, message: str, nxcloud_id: Any, origin: dict[str, Any]) -> None:
         # Kept like a bad push: nothing NXCLOUD sent is lost. A failure here is a
@@ -222,40 +253,43 @@ class CdrSync:
     def _store_page(self, rows: list[Any], report: SyncReport, origin: dict[str, Any]) -> None:
         received_at = self._now()
         records: list[CallRecord] = []
+        rejected = 0
         for row in rows:
             raw = row_text(row)
             if not isinstance(row, dict):
                 self._quarantine(raw, "not_an_object", f"a row that is a JSON {type(row).__name__}", None, origin)
-                report.rejected += 1
+                rejected += 1
                 continue
             twice = nxjson.duplicated_name(row)
             if twice is not None:
                 # Which value NXCLOUD meant is unknowable: kept with every value, as for pushes.
                 message = f"the field {twice[:100]!r} appears more than once in one object"
                 self._quarantine(raw, "duplicate_key", message, row.get("callId"), origin)
-                report.rejected += 1
+                rejected += 1
                 continue
             try:
                 records.append(map_cc_cdr(row, raw, self._settings.zone))
             except MissingIdError as exc:
                 self._quarantine(raw, "missing_id", str(exc), None, origin)
-                report.rejected += 1
+                rejected += 1
             except ValidationError as exc:
                 self._quarantine(raw, "invalid_fields", str(exc), row.get("callId"), origin)
-                report.rejected += 1
+                rejected += 1
             except Exception as exc:  # a bug of ours: keep the row for a backfill after the fix
                 logger.exception("a CDR row could not be mapped")
                 self._quarantine(raw, "unprocessable", f"{type(exc).__name__}: {exc}", row.get("callId"), origin)
-                report.rejected += 1
+                rejected += 1
         # Through the conditional writes: the call-log callback may write the same calls.
         outcome = self._writer.write_many(records, received_at, source="sync")
         for record, reason, message in outcome.refused:
             self._quarantine(record.raw, reason, message, record.nxcloud_id, origin)
-            report.rejected += 1
-        report.new += outcome.stored
-        report.updated += outcome.updated
-        report.unchanged += outcome.unchanged
-        report.kept += outcome.kept
+            rejected += 1
+        with self._report_lock:  # pages are stored on threads of their own
+            report.rejected += rejected
+            report.new += outcome.stored
+            report.updated += outcome.updated
+            report.unchanged += outcome.unchanged
+            report.kept += outcome.kept
 
 
 def _row_hash(row: Any, number: int) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .dynamodb_types import deserialise, serialise
-from .store import StoreError, conditional, is_condition_failure
+from .store_errors import StoreError, conditional, is_condition_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

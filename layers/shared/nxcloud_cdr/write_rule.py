@@ -35,44 +35,46 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import merge, nxjson
 from .deadline import Deadline, check
-from .dynamodb_types import deserialise, item_size, serialise, write_units
-from .kinds import RECORD_KINDS
-from .mapping import SUMMARY
-from .recording_links import ARCHIVE, FAILED, FORCE, PENDING, STATE, archive_state, recording_links
-from .records import CallRecord, completeness, content_hash, copy_rank
-from .storable import (
-    MAX_ID_BYTES,
-    MAX_INDEX_KEY_BYTES,
-    MAX_ITEM_BYTES,
-    UnstorableError,
-    storable,
-    utf8_bytes,
-)
-from .store import (
+from .dynamodb_types import deserialise, item_size, serialise
+from .items import (
     MERGE,
     RAW_COMPRESSED,
-    SORT_KEY,
-    StoreError,
-    conditional,
+    attributes,
+    build_item,
     expires_at,
-    is_condition_failure,
+    holds_one_copy,
+    id_problem,
+    rank_of,
+    raw_compressed_if_cheaper,
     readable,
     record_id,
     record_key,
+    sources_of,
     stored_hash,
+    unchanged_since,
+    version_item,
+    version_key,
+    with_archive,
 )
-from .times import DEFAULT_ZONE, iso_utc, month_bucket
+from .kinds import RECORD_KINDS
+from .mapping import SUMMARY
+from .recording_links import recording_links
+from .records import LOOKUP_FIELDS, CallRecord, completeness, content_hash
+from .storable import (
+    MAX_ITEM_BYTES,
+    UnstorableError,
+)
+from .store_errors import StoreError, conditional, is_condition_failure
+from .times import DEFAULT_ZONE, iso_utc
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -83,13 +85,9 @@ __all__ = ["RecordWriter", "UnstorableError", "WriteResult", "build_item", "vers
 
 Outcome = Literal["stored", "updated", "duplicate", "kept"]
 
-# Attributes that are index keys: left out when DynamoDB could not take them as keys.
-_INDEX_ATTRIBUTES = ("callerNumber", "calleeNumber", "didNumber", "didYNumber", "bindId", "customerBindId")
 # How often a write is tried again when another writer changed the item between the
 # read and the write (each round joins into the newer item).
 _MAX_ROUNDS = 6
-# What a version item keeps of its copy: enough to show it, to rank it and to join it.
-_VERSION_ATTRIBUTES = ("source", "raw", RAW_COMPRESSED, "receivedAt", "expiresAt")
 
 
 @dataclass(frozen=True)
@@ -109,179 +107,6 @@ class BatchOutcome:
     refused: list[tuple[CallRecord, str, str]] = field(default_factory=list)  # (record, reason, message)
 
 
-def version_key(nxcloud_id: str, kind: str, content_hash: str) -> dict[str, str]:
-    return {"pk": f"ID#{nxcloud_id}", "sk": f"v#{kind}#{content_hash}"}
-
-
-def _id_problem(nxcloud_id: str) -> str | None:
-    """Why no key can hold this id, or None when one can."""
-    size = utf8_bytes(nxcloud_id)
-    if size is not None and size <= MAX_ID_BYTES:
-        return None
-    shown = "not valid UTF-8" if size is None else f"{size} bytes"
-    return f"the record's id is {shown}; DynamoDB keys allow at most {MAX_ID_BYTES} bytes here"
-
-
-def _attributes(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
-    """An item's attributes but its body (pure), storable; ``problems`` as noted."""
-    problem = _id_problem(record.nxcloud_id)
-    if problem:
-        raise UnstorableError(problem)
-    problems = list(record.problems)
-    indexed_at = record.start or received_at
-    item: dict[str, Any] = {
-        **record_key(record.nxcloud_id, record.kind),
-        "source": source,
-        SORT_KEY: f"{iso_utc(indexed_at)}#{record.kind}#{record.nxcloud_id}",
-        "timeBucket": f"{record.kind}#{month_bucket(indexed_at)}",
-        "callStartUtc": iso_utc(record.start) if record.start else None,
-        "callerNumber": record.caller,
-        "calleeNumber": record.callee,
-        "didNumber": record.did,
-        "didYNumber": record.did_y,
-        "bindId": record.bind_id,
-        "customerBindId": record.customer_bind_id,
-        "durationSec": record.duration_sec,
-        # The outcome (:mod:`.outcomes`), under the name every index already projects.
-        "statusName": record.outcome,
-        "rank": record.rank,
-        "receivedAt": iso_utc(received_at),
-        "expiresAt": expires_at(indexed_at, retention_days),
-        # What the table's stream passes to the recording archiver.
-        STATE: PENDING if record.recordings else None,
-    }
-    for name in _INDEX_ATTRIBUTES:
-        value = item[name]
-        if value is None:
-            continue
-        size = utf8_bytes(value)
-        if size is None or size > MAX_INDEX_KEY_BYTES:
-            problems.append(f"{name}: too long or not valid UTF-8 for a lookup key; left out of the lookups")
-            item[name] = None
-    item = {name: value for name, value in item.items() if value is not None and value != ""}
-    item = {name: storable(value, name, problems) for name, value in item.items()}
-    if problems:
-        item["problems"] = _summary(problems)
-    return item
-
-
-def build_item(record: CallRecord, received_at: datetime, *, source: str, retention_days: int) -> dict[str, Any]:
-    """The stored item of one copy (pure), storable as it is. Index keys are left out
-    when empty (DynamoDB refuses empty key values), so the indexes stay sparse.
-    Raises :class:`UnstorableError` when no item can hold the record.
-
-    Nothing is stored twice (the item is the unit of write cost): the kind and id are
-    the key, the content hash ends the rank, and the normalised fields are rebuilt from
-    ``raw`` on read (:func:`.kinds.normalised`); what is stored beside ``raw`` is what a
-    lookup needs without reading it."""
-    item = _attributes(record, received_at, source=source, retention_days=retention_days)
-    item["raw"] = storable(record.raw, "raw", [])
-    item, size = _raw_compressed_if_cheaper(item)
-    if size > MAX_ITEM_BYTES:
-        raise UnstorableError("the record is too large for one DynamoDB item")
-    return item
-
-
-def _raw_compressed_if_cheaper(item: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The item with ``raw`` stored compressed (``rawZlib``) when that makes it cost
-    fewer write units; as text (readable in the console) otherwise. Readers see
-    ``raw`` either way (:func:`.store.readable`). And the item's size."""
-    size = item_size(item)
-    if size <= 1024:
-        return item, size
-    compressed = zlib.compress(str(item["raw"]).encode("utf-8", "surrogatepass"), 9)
-    smaller = {name: value for name, value in item.items() if name != "raw"} | {RAW_COMPRESSED: compressed}
-    smaller_size = item_size(smaller)
-    return (smaller, smaller_size) if write_units(smaller_size) < write_units(size) else (item, size)
-
-
-# A body of many bad values must not make an item too large with its own notes.
-_MAX_PROBLEMS = 20
-_MAX_PROBLEM_CHARS = 200
-
-
-def _summary(problems: list[str]) -> list[str]:
-    """The problems as stored: the first few, each cut short, and how many more (the
-    last problem, about the item's size, is always kept)."""
-    shown = problems if len(problems) <= _MAX_PROBLEMS else [*problems[: _MAX_PROBLEMS - 1], problems[-1]]
-    lines = [storable(problem[:_MAX_PROBLEM_CHARS], "problems", []) for problem in shown]
-    if len(problems) > len(shown):
-        lines.insert(-1, f"... and {len(problems) - len(shown)} more")
-    return lines
-
-
-def _version_item(item: dict[str, Any]) -> dict[str, Any]:
-    """An item that holds one copy (of either shape, see :func:`.store.readable`) as a version."""
-    version = {name: item[name] for name in _VERSION_ATTRIBUTES if name in item}
-    version["rank"] = _rank_of(item)
-    nxcloud_id, kind = record_id(item)
-    version.update(version_key(nxcloud_id, kind, stored_hash(item)))
-    return version
-
-
-def _rank_of(item: dict[str, Any]) -> str:
-    rank = item.get("rank")
-    if rank:
-        return str(rank)
-    # An item written before ranks existed (it has its fields, completeness and hash):
-    # its rank from what it stored (the latest of its normalised times is the latest
-    # NXCLOUD time the mapping saw).
-    return copy_rank(
-        int(item.get("completeness", 0)), _latest_time_ms(item.get("fields") or {}), str(item.get("contentHash", ""))
-    )
-
-
-def _latest_time_ms(fields: dict[str, Any]) -> int:
-    latest = 0
-    pending = [fields]
-    while pending:
-        current = pending.pop()
-        for name, value in current.items():
-            if isinstance(value, dict):
-                pending.append(value)
-            elif name.endswith("Ms") and f"{name[:-2]}Utc" in current and isinstance(value, int | Decimal):
-                latest = max(latest, int(value))
-    return latest
-
-
-def unchanged_since(stored: dict[str, Any]) -> dict[str, Any]:
-    """The condition that the item is still ``stored``: its revision (every change of an
-    item after its first write counts one), or for an item never changed, its rank
-    (which ends in its content hash; the hash itself for an item from before ranks)."""
-    # Placeholders of their own: an update that sets the same attributes uses theirs.
-    if "revision" in stored:
-        return {
-            "ConditionExpression": "#revision = :seenRevision",
-            "ExpressionAttributeNames": {"#revision": "revision"},
-            "ExpressionAttributeValues": serialise({":seenRevision": stored["revision"]}),
-        }
-    name = "rank" if "rank" in stored else "contentHash"
-    value = stored["rank"] if name == "rank" else stored_hash(stored)
-    return {
-        "ConditionExpression": "attribute_not_exists(#revision) AND #seen = :seenRank",
-        "ExpressionAttributeNames": {"#seen": name, "#revision": "revision"},
-        "ExpressionAttributeValues": serialise({":seenRank": value}),
-    }
-
-
-def _sources_of(stored: dict[str, Any]) -> list[str]:
-    """Where the copies of an item came from (``push``, ``sync``, ``replay``)."""
-    sources = stored.get("sources") or [stored.get("source")]
-    return [str(source) for source in sources if source]
-
-
-def _holds_one_copy(stored: dict[str, Any]) -> bool:
-    """An item that holds one copy (not a join, nor a merge of an earlier release)."""
-    return MERGE not in stored and "copies" not in stored
-
-
-def _text_key(text: str) -> tuple[int, str]:
-    """Which of two texts of one copy (the same content in other white space or key
-    order) an item shows: the shorter, then the first in code-point order. A function
-    of the texts received, never of their order."""
-    return (len(text), text)
-
-
 def _payload_of(raw: str) -> dict[str, Any]:
     """A copy's payload, read as leniently as any copy was on arrival (a sync row may
     hold NaN; a push from before duplicate names were refused may name a field twice)."""
@@ -291,18 +116,12 @@ def _payload_of(raw: str) -> dict[str, Any]:
     return payload
 
 
-def _with_archive(item: dict[str, Any], stored: dict[str, Any], links: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    """An item keeps what the archiver recorded of the links it still has (its
-    recordings are not fetched again); a link that is new, changed or failed makes it
-    pending, so that the archiver (which the stream wakes) tries it."""
-    values = archive_state(links, dict(stored.get(ARCHIVE) or {}))
-    kept = {name: value for name, value in item.items() if name not in (STATE, ARCHIVE, FAILED, FORCE)}
-    if values and FORCE in stored:  # an operator's retry request outlives the merge
-        values[FORCE] = stored[FORCE]
-    return {**kept, **values}
-
-
 _BATCH_ATTEMPTS = 8
+# A transaction's limits: 100 actions, 4 MB of items (a margin kept for the request).
+_TRANSACTION_ITEMS = 100
+_TRANSACTION_BYTES = 3_500_000
+# Fewer new records than this are written one by one, concurrently.
+_TRANSACTION_LEAST = 20
 
 
 def _until_processed(call: Any, request: dict[str, Any], unprocessed: str, what: str) -> Iterator[dict[str, Any]]:
@@ -329,6 +148,23 @@ def _refused(exc: ClientError) -> UnstorableError | None:
     return None
 
 
+def body_only_record(
+    kind: str, nxcloud_id: str, raw: str, payload: dict[str, Any], hash_: str, *, problems: tuple[str, ...] = ()
+) -> CallRecord:
+    """A copy its kind's model cannot read (a join's body, or a kept copy the current
+    models no longer read) as a record of its body alone, so that it is still joined
+    and shown, by its JSON."""
+    return CallRecord(
+        kind=kind,
+        nxcloud_id=nxcloud_id,
+        raw=raw,
+        content_hash=hash_,
+        completeness=completeness(payload),
+        recordings=recording_links(kind, payload),
+        problems=problems,
+    )
+
+
 def shown_record(kind: str, nxcloud_id: str, state: merge.State, zone: tzinfo) -> CallRecord:
     """The record an item that holds a join shows (pure): its body mapped by the kind's
     model, with the call by meaning (lookups, outcome, ``callSummary``) and the
@@ -338,14 +174,8 @@ def shown_record(kind: str, nxcloud_id: str, state: merge.State, zone: tzinfo) -
     try:
         shown = RECORD_KINDS[kind].map(body, text, zone)
     except Exception as exc:  # the join's body must not refuse a copy that was storable alone
-        shown = CallRecord(
-            kind=kind,
-            nxcloud_id=nxcloud_id,
-            raw=text,
-            content_hash=content_hash(body),
-            completeness=completeness(body),
-            problems=(f"body: the join of the copies does not read as a {kind} ({str(exc)[:120]})",),
-        )
+        problem = f"body: the join of the copies does not read as a {kind} ({str(exc)[:120]})"
+        shown = body_only_record(kind, nxcloud_id, text, body, content_hash(body), problems=(problem,))
     call = state.summary_values()
     start = call.get("startUtc")
     problems = list(shown.problems)
@@ -354,16 +184,16 @@ def shown_record(kind: str, nxcloud_id: str, state: merge.State, zone: tzinfo) -
             f"body: {state.dropped} value(s) only lower-ranked copies hold left out of the join, which would "
             "pass DynamoDB's item size; every copy is kept whole as a version"
         )
+    if state.forgotten:
+        problems.append(
+            "body: parts of the structure only lower-ranked copies hold (fields, list entries) left out of the "
+            "join, whose copies bring more paths than one item holds; every copy is kept whole as a version"
+        )
     return dataclasses.replace(
         shown,
         nxcloud_id=nxcloud_id,
         start=datetime.fromisoformat(str(start)) if start else None,
-        caller=call.get("callerNumber"),
-        callee=call.get("calleeNumber"),
-        did=call.get("didNumber"),
-        did_y=call.get("didYNumber"),
-        bind_id=call.get("bindId"),
-        customer_bind_id=call.get("customerBindId"),
+        **cast("dict[str, Any]", {field: call.get(name) for name, field in LOOKUP_FIELDS.items()}),
         duration_sec=call.get("durationSec"),
         outcome=call.get("outcome", "unknown"),
         fields={**shown.fields, SUMMARY: merge.call_summary(call)},
@@ -405,7 +235,7 @@ class RecordWriter:
             if stored is None:
                 return WriteResult("stored")
             check(deadline, "join the copy")
-            if _holds_one_copy(stored) and stored_hash(stored) == record.content_hash:
+            if holds_one_copy(stored) and stored_hash(stored) == record.content_hash:
                 if self._same_copy(stored, item, source, received_at):
                     return WriteResult("duplicate")
                 continue
@@ -440,14 +270,7 @@ class RecordWriter:
         try:
             record = RECORD_KINDS[kind].map(payload, raw, self._zone)
         except Exception:
-            record = CallRecord(
-                kind=kind,
-                nxcloud_id=nxcloud_id,
-                raw=raw,
-                content_hash=stored_hash(item),
-                completeness=completeness(payload),
-                recordings=recording_links(kind, payload),
-            )
+            record = body_only_record(kind, nxcloud_id, raw, payload, stored_hash(item))
         received = str(item.get("receivedAt") or "")
         return dataclasses.replace(
             merge.copy_of(
@@ -457,7 +280,7 @@ class RecordWriter:
                 received_at=received,
                 zero_is_unset=RECORD_KINDS[kind].zero_is_unset,
             ),
-            rank=_rank_of(item),
+            rank=rank_of(item),
         )
 
     def _state_of(self, stored: dict[str, Any], deadline: Deadline | None) -> merge.State:
@@ -471,7 +294,7 @@ class RecordWriter:
         else:
             state = merge.join([self._stored_copy(stored)])
         # Every source that sent the copies, and when the last one arrived, as the item says.
-        state.sources.update(_sources_of(stored))
+        state.sources.update(sources_of(stored))
         state.last_seen = max(state.last_seen, str(stored.get("lastSeenAt") or ""))
         return state
 
@@ -486,7 +309,7 @@ class RecordWriter:
         joined.add(copy)
         check(deadline, "keep the copy as a version")
         new = self._put_version(self._version_of(item))
-        one_copy = _holds_one_copy(stored)
+        one_copy = holds_one_copy(stored)
         if one_copy:
             check(deadline, "keep the item's copy as a version")
             self._put_version(self._version_of(stored))
@@ -507,7 +330,7 @@ class RecordWriter:
         has passed since the copy arrived: never before the record's item (a call is
         reported after it starts, and the item expires counting from the start), and
         without rewriting every version when a join moves the call's start."""
-        version = _version_item(item)
+        version = version_item(item)
         received = str(item.get("receivedAt") or "")
         if self._retention_days > 0 and received:
             after = expires_at(datetime.fromisoformat(received), self._retention_days)
@@ -540,36 +363,36 @@ class RecordWriter:
         """The item that shows a join: the shown record's attributes, the join's state
         in place of ``raw``, and where the copies came from."""
         received, source = state.first
-        item = _attributes(shown, datetime.fromisoformat(received), source=source, retention_days=self._retention_days)
+        item = attributes(shown, datetime.fromisoformat(received), source=source, retention_days=self._retention_days)
         item |= {
             MERGE: merge.encode(state),
             "sources": sorted(state.sources),
             "lastSeenAt": state.last_seen,
             "revision": int(stored.get("revision", 0)) + 1,
         }
-        item = _with_archive(item, stored, shown.recordings)
+        item = with_archive(item, stored, shown.recordings)
         if item_size(item) > MAX_ITEM_BYTES:  # the budget leaves room for this never to happen
             raise StoreError("the join of this record's copies does not fit one item")
         return item
 
     def _same_copy(self, stored: dict[str, Any], item: dict[str, Any], source: str, received_at: datetime) -> bool:
         """A copy the item holds, again: note its source if new, and show the text the
-        rule prefers (:func:`_text_key`). False when another writer changed the item."""
+        rule prefers (:func:`.merge.text_key`). False when another writer changed the item."""
         text, stored_text = str(readable(item)["raw"]), str(readable(stored)["raw"])
-        better_text = _text_key(text) < _text_key(stored_text)
-        if source in _sources_of(stored) and not better_text:
+        better_text = merge.text_key(text) < merge.text_key(stored_text)
+        if source in sources_of(stored) and not better_text:
             return True
         updated = dict(stored)
         if better_text:
             updated = {name: value for name, value in updated.items() if name not in ("raw", RAW_COMPRESSED)}
             updated |= {name: item[name] for name in ("raw", RAW_COMPRESSED) if name in item}
         updated |= {
-            "sources": sorted({*_sources_of(stored), source}),
+            "sources": sorted({*sources_of(stored), source}),
             "lastSeenAt": max(str(stored.get("lastSeenAt") or stored.get("receivedAt") or ""), iso_utc(received_at)),
             "revision": int(stored.get("revision", 0)) + 1,
         }
         if "raw" in updated:
-            updated = _raw_compressed_if_cheaper(updated)[0]
+            updated = raw_compressed_if_cheaper(updated)[0]
         return self._put_if_unchanged(updated, stored)
 
     # -- calls ------------------------------------------------------------------------
@@ -682,21 +505,23 @@ class RecordWriter:
         workers: int = 8,
     ) -> BatchOutcome:
         """Write many records by the same rule, concurrently. Copies already stored
-        unchanged are found with one batched (consistent) read and not written again. A
-        record that cannot be stored is returned in ``refused`` (the others are still
-        written); :class:`StoreError` is raised unless every other write was confirmed.
+        unchanged are found with one batched (consistent) read and not written again;
+        new records are written up to 100 to a conditional transaction. A record that
+        cannot be stored is returned in ``refused`` (the others are still written);
+        :class:`StoreError` is raised unless every other write was confirmed.
         """
         outcome = BatchOutcome()
         distinct: dict[tuple[str, str, str], CallRecord] = {}
         for record in records:  # a page may list a copy twice
             distinct.setdefault((record.nxcloud_id, record.kind, record.content_hash), record)
-        held = self._held(list(distinct.values()), source, received_at)
-        pending = []
+        held, present = self._held(list(distinct.values()), source, received_at)
+        pending: list[CallRecord] = []
         for key, record in distinct.items():
             if key in held:
                 outcome.unchanged += 1
             else:
                 pending.append(record)
+        pending = self._put_absent(pending, present, received_at, source, outcome)
 
         def one(record: CallRecord) -> tuple[CallRecord, WriteResult | Exception]:
             try:
@@ -723,14 +548,84 @@ class RecordWriter:
                     outcome.refused.append((record, "unprocessable", f"{type(result).__name__}: {str(result)[:200]}"))
         return outcome
 
-    def _held(self, records: list[CallRecord], source: str, received_at: datetime) -> set[tuple[str, str, str]]:
+    def _put_absent(
+        self,
+        records: list[CallRecord],
+        present: set[tuple[str, str]],
+        received_at: datetime,
+        source: str,
+        outcome: BatchOutcome,
+    ) -> list[CallRecord]:
+        """Write the records the read found no item for, up to 100 in one
+        ``TransactWriteItems`` of conditional puts (``attribute_not_exists``, as a new
+        record's PutItem): one request where the rule makes one each, and all or
+        nothing, so a callback that stored one of them since the read cancels the
+        transaction and nothing is overwritten. What is left (records of items that
+        exist, a call listed twice, a cancelled transaction's records) goes through the
+        rule one by one, as do new records too few for a transaction to pay: the records
+        returned."""
+        one_by_one: list[CallRecord] = []
+        by_key: dict[tuple[str, str], list[CallRecord]] = {}
+        for record in records:
+            by_key.setdefault((record.nxcloud_id, record.kind), []).append(record)
+        chunk: list[tuple[CallRecord, dict[str, Any]]] = []
+        chunk_bytes = 0
+        for key, same in by_key.items():
+            if key in present or len(same) > 1 or id_problem(key[0]) is not None:
+                one_by_one.extend(same)
+                continue
+            try:
+                item = self.item(same[0], received_at, source=source)
+            except Exception:  # the rule says why, record by record
+                one_by_one.extend(same)
+                continue
+            size = item_size(item)
+            if chunk and (len(chunk) == _TRANSACTION_ITEMS or chunk_bytes + size > _TRANSACTION_BYTES):
+                one_by_one.extend(self._transact_new(chunk, outcome))
+                chunk, chunk_bytes = [], 0
+            chunk.append((same[0], item))
+            chunk_bytes += size
+        if chunk:
+            one_by_one.extend(self._transact_new(chunk, outcome))
+        return one_by_one
+
+    def _transact_new(self, chunk: list[tuple[CallRecord, dict[str, Any]]], outcome: BatchOutcome) -> list[CallRecord]:
+        """One transaction of new records; the records to write one by one when it was
+        cancelled (none of it was written)."""
+        if len(chunk) < _TRANSACTION_LEAST:
+            # A transaction costs twice a write's units, and has a cost of its own: it
+            # pays only where it saves many requests.
+            return [record for record, _ in chunk]
+        actions: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": serialise(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for _, item in chunk
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if _code(exc) in ("TransactionCanceledException", "ValidationException"):
+                return [record for record, _ in chunk]
+            raise StoreError(str(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreError(str(exc)) from exc
+        outcome.stored += len(chunk)
+        return []
+
+    def _held(
+        self, records: list[CallRecord], source: str, received_at: datetime
+    ) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
         """(id, kind, content hash) of each record whose copy the table holds already,
         from this source: the item holds it as its one copy, or its join holds it all and
-        its version is kept. Two consistent batched reads, no write."""
+        its version is kept; and the (id, kind) of every item that exists. Two
+        consistent batched reads, no write."""
         # An id no key can hold is not stored either: write() refuses its record.
-        keys = sorted(
-            {(record.nxcloud_id, record.kind) for record in records if _id_problem(record.nxcloud_id) is None}
-        )
+        keys = sorted({(record.nxcloud_id, record.kind) for record in records if id_problem(record.nxcloud_id) is None})
         items = {
             record_id(item): item
             for item in self._get_many(
@@ -744,7 +639,7 @@ class RecordWriter:
         states: dict[tuple[str, str], merge.State] = {}
         for record in records:
             stored = items.get((record.nxcloud_id, record.kind))
-            if stored is None or source not in _sources_of(stored):
+            if stored is None or source not in sources_of(stored):
                 continue
             if MERGE not in stored:
                 copies = stored.get("copies") or [stored_hash(stored)]
@@ -765,4 +660,4 @@ class RecordWriter:
             version = version_key(record.nxcloud_id, record.kind, record.content_hash)
             if (version["pk"], version["sk"]) in kept:
                 held.add((record.nxcloud_id, record.kind, record.content_hash))
-        return held
+        return held, set(items)

@@ -27,6 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import nxjson
 from ..config import RecordingSettings
 from ..dynamodb_types import deserialise, serialise
+from ..items import readable, record_id, unchanged_since
+from ..lookups import BY_RECORDING_FAILURE
 from ..recording_links import (
     ARCHIVE,
     ARCHIVED,
@@ -40,9 +42,8 @@ from ..recording_links import (
     link_id,
     recording_links,
 )
-from ..store import BY_RECORDING_FAILURE, StoreError, conditional, readable, record_id
+from ..store_errors import StoreError, conditional
 from ..times import iso_utc, now_utc
-from ..write_rule import unchanged_since
 from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
 from .upload import PART_BYTES, UploadError, upload
 

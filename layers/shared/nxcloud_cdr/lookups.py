@@ -1,0 +1,293 @@
+"""The lookups: a record by id, its versions, and the six sparse indexes that find
+records by call time, number and binding (README, "Data model"), plus the scans an
+operator runs. Every read returns items as :func:`.items.readable` spells them out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .dynamodb_types import deserialise, serialise
+from .items import SORT_KEY, readable, record_key
+from .times import iso_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Index names and their partition-key attribute; every index sorts on SORT_KEY.
+BY_TIME = "ByTime"
+BY_CALLER = "ByCaller"
+BY_CALLEE = "ByCallee"
+BY_DID = "ByDid"
+BY_DID_Y = "ByDidY"
+BY_BIND_ID = "ByBindId"
+BY_CUSTOMER_BIND_ID = "ByCustomerBindId"
+# Sparse: the records whose recording failed to archive (:mod:`.recording_links`).
+BY_RECORDING_FAILURE = "ByRecordingFailure"
+INDEX_KEYS = {
+    BY_TIME: "timeBucket",
+    BY_CALLER: "callerNumber",
+    BY_CALLEE: "calleeNumber",
+    BY_DID: "didNumber",
+    BY_DID_Y: "didYNumber",
+    BY_BIND_ID: "bindId",
+    BY_CUSTOMER_BIND_ID: "customerBindId",
+    BY_RECORDING_FAILURE: "recordingFailed",
+}
+NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID, BY_DID_Y)
+# Indexes a deployment may leave out (template parameters), to save a write unit per record.
+OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_DID_Y: "DidYLookup", BY_CUSTOMER_BIND_ID: "CustomerBindIdLookup"}
+
+
+class LookupOffError(ValueError):
+    """The lookup's index is turned off in this deployment."""
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    cursor: str | None
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def _months(start: datetime, end: datetime) -> Iterator[str]:
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        yield f"{year:04d}-{month:02d}"
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+class Lookups:
+    """The call records table's reads (a part of :class:`.store.CallStore`)."""
+
+    _client: DynamoDBClient
+    table_name: str
+    _indexes: frozenset[str] | None
+
+    def _get_raw_item(self, nxcloud_id: str, kind: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self.table_name, Key=serialise(record_key(nxcloud_id, kind)), ConsistentRead=True
+        )
+        return response.get("Item")
+
+    def _partition(self, nxcloud_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": serialise({":pk": f"ID#{nxcloud_id}"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**arguments)
+            items.extend(readable(deserialise(item)) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """Access pattern 1: the record(s) with this NXCLOUD id (of every kind unless given)."""
+        if kind is not None:
+            item = self._get_raw_item(nxcloud_id, kind)
+            return [readable(deserialise(item))] if item else []
+        return [item for item in self._partition(nxcloud_id) if not str(item["sk"]).startswith("v#")]
+
+    def versions(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """The other copies of a record that NXCLOUD sent (not the one shown), each with
+        its ``raw`` body, ``rank`` and ``receivedAt`` (README, "What wins when copies differ")."""
+        prefix = f"v#{kind}#" if kind else "v#"
+        return [item for item in self._partition(nxcloud_id) if str(item["sk"]).startswith(prefix)]
+
+    def indexes(self) -> frozenset[str]:
+        """The lookup indexes this table has and can answer from (read once)."""
+        if self._indexes is None:
+            table = self._client.describe_table(TableName=self.table_name)["Table"]
+            self._indexes = frozenset(
+                index["IndexName"]
+                for index in table.get("GlobalSecondaryIndexes", [])
+                if index.get("IndexStatus", "ACTIVE") == "ACTIVE"
+            )
+        return self._indexes
+
+    def _require(self, index: str) -> None:
+        if index not in self.indexes():
+            parameter = OPTIONAL_INDEXES.get(index)
+            hint = f' (deploy with {parameter}="true" to turn it on)' if parameter else ""
+            raise LookupOffError(f"this stack has no index {index}{hint}")
+
+    def _query_index(
+        self, index: str, key: str, *, limit: int, newest_first: bool, start_key: Any = None, **extra: Any
+    ) -> tuple[list[dict[str, Any]], Any]:
+        condition = f"{INDEX_KEYS[index]} = :key"
+        values: dict[str, Any] = {":key": key}
+        if "between" in extra:
+            condition += f" AND {SORT_KEY} BETWEEN :low AND :high"
+            values[":low"], values[":high"] = extra["between"]
+        if "before" in extra:
+            condition += f" AND {SORT_KEY} < :before"
+            values[":before"] = extra["before"]
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": serialise(values),
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if start_key is not None:
+            arguments["ExclusiveStartKey"] = start_key
+        response = self._client.query(**arguments)
+        return [readable(deserialise(item)) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    def by_time(
+        self, kind: str, start: datetime, end: datetime, *, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """Access pattern 2: records of one kind with call start in [start, end), oldest first."""
+        position: dict[str, Any] = decode_cursor(cursor) if cursor else {"month": "", "key": None}
+        months = [month for month in _months(start, end) if month >= position["month"]]
+        items: list[dict[str, Any]] = []
+        for number, month in enumerate(months):
+            start_key = position["key"] if month == position["month"] else None
+            while True:
+                found, last = self._query_index(
+                    BY_TIME,
+                    f"{kind}#{month}",
+                    limit=limit - len(items),
+                    newest_first=False,
+                    start_key=start_key,
+                    between=(iso_utc(start), iso_utc(end)),
+                )
+                items.extend(found)
+                if len(items) >= limit:
+                    if last is not None:
+                        return Page(items, encode_cursor({"month": month, "key": last}))
+                    if number + 1 < len(months):
+                        return Page(items, encode_cursor({"month": months[number + 1], "key": None}))
+                    return Page(items, None)
+                if last is None:
+                    break
+                start_key = last
+        return Page(items, None)
+
+    def by_number(self, number: str, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Access pattern 3: records where the number is caller, callee, X or Y, newest
+        first (X and Y only where the ByDid and ByDidY indexes are on).
+
+        Queries the number indexes and merges them; the cursor is the sort key of the
+        last item returned, which all of them share.
+        """
+        before = decode_cursor(cursor) if cursor else None
+        merged: dict[str, dict[str, Any]] = {}
+        more = False
+        for index in (index for index in NUMBER_INDEXES if index in self.indexes()):
+            extra = {"before": before} if before else {}
+            found, last = self._query_index(index, number, limit=limit, newest_first=True, **extra)
+            more = more or last is not None
+            for item in found:
+                merged[item[SORT_KEY]] = item
+        ordered = sorted(merged.values(), key=lambda item: item[SORT_KEY], reverse=True)
+        page = ordered[:limit]
+        has_more = more or len(ordered) > limit
+        return Page(page, encode_cursor(page[-1][SORT_KEY]) if page and has_more else None)
+
+    def by_binding(
+        self,
+        *,
+        bind_id: str | None = None,
+        customer_bind_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Access pattern 4: calls of one binding, by ``bindId`` or ``customerBindId``, newest first."""
+        if (bind_id is None) == (customer_bind_id is None):
+            raise ValueError("give exactly one of bind_id and customer_bind_id")
+        index, key = (BY_BIND_ID, bind_id) if bind_id is not None else (BY_CUSTOMER_BIND_ID, customer_bind_id)
+        self._require(index)
+        start_key = decode_cursor(cursor) if cursor else None
+        items, last = self._query_index(index, str(key), limit=limit, newest_first=True, start_key=start_key)
+        return Page(items, encode_cursor(last) if last else None)
+
+    def recording_failures(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records with a recording that failed to archive, newest call first: those the
+        archiver gave up on ("failed"), then those it still retries ("retrying")."""
+        self._require(BY_RECORDING_FAILURE)
+        position: dict[str, Any] = decode_cursor(cursor) if cursor else {"partition": 0, "key": None}
+        partitions = ("failed", "retrying")
+        first = int(position["partition"])
+        items: list[dict[str, Any]] = []
+        for number in range(first, len(partitions)):
+            start_key = position["key"] if number == first else None
+            while True:
+                found, last = self._query_index(
+                    BY_RECORDING_FAILURE,
+                    partitions[number],
+                    limit=limit - len(items),
+                    newest_first=True,
+                    start_key=start_key,
+                )
+                items.extend(found)
+                if len(items) >= limit:
+                    if last is not None:
+                        return Page(items, encode_cursor({"partition": number, "key": last}))
+                    if number + 1 < len(partitions):
+                        return Page(items, encode_cursor({"partition": number + 1, "key": None}))
+                    return Page(items, None)
+                if last is None:
+                    break
+                start_key = last
+        return Page(items, None)
+
+    def pending_recordings(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records whose recordings are still pending: the archiver is off, behind, or
+        missed them. A Scan of the whole table (its read cost is the table's size):
+        for an operator's occasional look, not for a schedule."""
+        return self._scan(
+            "#state = :pending", {"#state": "recordingState"}, {":pending": "pending"}, limit=limit, cursor=cursor
+        )
+
+    def unmarked_records(self, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Records stored before recordings were archived (no ``recordingState``),
+        versions left out: what ``nxcdr recordings backfill`` looks at. A Scan."""
+        return self._scan(
+            "attribute_not_exists(#state) AND begins_with(pk, :id) AND NOT begins_with(sk, :version)",
+            {"#state": "recordingState"},
+            {":id": "ID#", ":version": "v#"},
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def _scan(
+        self, condition: str, names: dict[str, str], values: dict[str, Any], *, limit: int, cursor: str | None
+    ) -> Page:
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialise(values),
+        }
+        if cursor:
+            arguments["ExclusiveStartKey"] = decode_cursor(cursor)
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.scan(**arguments)
+            items.extend(readable(deserialise(item)) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return Page(items, None)
+            if len(items) >= limit:
+                return Page(items, encode_cursor(last))
+            arguments["ExclusiveStartKey"] = last

@@ -1,0 +1,35 @@
+"""What every DynamoDB call of the store shares: the error that means a write was not
+confirmed (the caller must not acknowledge), and the conditional write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+
+class StoreError(Exception):
+    """The store did not confirm a write: the caller must not acknowledge the push."""
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    """A conditional write that DynamoDB refused because its condition did not hold."""
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+
+
+def conditional(
+    call: Callable[..., Any], *, refused: Callable[[ClientError], Exception | None] = lambda exc: None, **arguments: Any
+) -> bool:
+    """A conditional write: True when it was made, False when its condition did not
+    hold. :class:`StoreError` when the store did not answer, or ``refused``'s exception
+    for an error that is about the request, not the store."""
+    try:
+        call(**arguments)
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise refused(exc) or StoreError(str(exc)) from exc
+    except BotoCoreError as exc:
+        raise StoreError(str(exc)) from exc
+    return True

@@ -157,6 +157,22 @@ def write_pages(writer: RecordWriter, records: list[tuple[CallRecord, str]]) -> 
         assert outcome.refused == []
 
 
+def write_pages_among_new_calls(writer: RecordWriter, records: list[tuple[CallRecord, str]]) -> None:
+    """As the sync writes a backfill: each copy in a page of its own beside 24 calls no
+    one sent before, so that it is written in a transaction while the call is new, two
+    pages at once (each other's transaction may find the call stored since its read)."""
+    kind = records[0][0].kind
+
+    def page(numbered: tuple[int, tuple[CallRecord, str]]) -> None:
+        number, (record, _) = numbered
+        others = [record_of(kind, f"other-{uuid.uuid4().hex}", {}, reformat=False) for _ in range(24)]
+        outcome = writer.write_many([record, *others], RECEIVED + timedelta(seconds=number), source="sync")
+        assert outcome.refused == []
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(page, enumerate(records)))
+
+
 @pytest.fixture
 def budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """A join budget that two large copies pass (each copy stays under the 64 KiB body
@@ -174,12 +190,14 @@ def budget(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case, budget):
     kind, variants, arrivals, order = case
     results = []
-    for how in ("as drawn", "permuted", "permuted, concurrently", "permuted, in pages"):
+    for how in ("as drawn", "permuted", "permuted, concurrently", "permuted, in pages", "among new calls, in pages"):
         call_id = f"order-{uuid.uuid4().hex}"
         copies = [(record_of(kind, call_id, variants[index], reformat), source) for index, source, reformat in arrivals]
         if how != "as drawn":
             copies = [copies[position] for position in order]
-        if how.endswith("in pages"):
+        if how.startswith("among new calls"):
+            write_pages_among_new_calls(writer, copies)
+        elif how.endswith("in pages"):
             write_pages(writer, copies)
         else:
             write_all(writer, copies, concurrently=how.endswith("concurrently"))
@@ -227,7 +245,7 @@ def test_any_order_of_any_copies_ends_as_the_same_item(ddb, store, writer, case,
         # content hashes that break rank ties: the item equals the join of its set
         # (above); across orders, what it yields and the copies kept must agree.
         results.append((sorted(shown), sorted(record.completeness for record in distinct.values()), len(versions)))
-    assert results[0] == results[1] == results[2] == results[3]
+    assert results[0] == results[1] == results[2] == results[3] == results[4]
     SHAPES[f"{len(distinct)} distinct of {len(arrivals)}"] += 1
 
 

@@ -201,3 +201,34 @@ def test_what_the_budget_leaves_out_is_a_function_of_the_set(sizes, shrink, orde
     shuffled = list(copies)
     order.shuffle(shuffled)
     assert trimmed(copies) == trimmed(shuffled) == trimmed(list(reversed(copies)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shapes=st.lists(st.tuples(st.integers(1, 400), st.integers(1, 60)), min_size=2, max_size=8),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_stored_state_is_bounded_whatever_paths_the_copies_bring(shapes, order):
+    """Copies that each bring fields of their own (``width`` fields of ``name`` characters)
+    or lists of empty objects: through the stored form, one at a time, in any order,
+    the state never passes its two budgets, and what it forgets is a function of the set."""
+    copies = []
+    for number, (width, name) in enumerate(shapes):
+        payload: dict[str, Any] = {f"{number}-{index}-" + "n" * name: index for index in range(width)}
+        payload[f"list{number}"] = [{}] * width
+        copies.append(copy(payload, 100 - number))
+    budget = 20_000  # small, so that the structure's budget is passed in most cases
+    results = []
+    for attempt in range(2):
+        shuffled = list(copies)
+        if attempt:
+            order.shuffle(shuffled)
+        state = State()
+        for one in shuffled:
+            state = merge.join([one], state)
+            state.trim(budget)
+            state = merge.decode(merge.encode(state))
+            structure = sum(2 * len(merge._path_text(path)) + 16 for _, path in state.order)
+            assert structure <= budget * merge.STRUCTURE_BUDGET // merge.LEAF_BUDGET
+        results.append((state.forgotten, sorted(state.order), json.dumps(state.body(), sort_keys=True)))
+    assert results[0] == results[1]

@@ -302,6 +302,13 @@ def alarms() -> list[str]:
             1,
         ),
         _alarm(
+            "TokenRefreshFailingAlarm",
+            "The push functions cannot re-read the push token's secret: they keep the token last "
+            "read, for at most PushTokenOverlapHours, and then answer every push 503.",
+            _metrics_yaml(_push("TokenRefreshFailures"), "TokenRefreshFailures", period=3600),
+            5,
+        ),
+        _alarm(
             "QuarantinedPushAlarm",
             "A push was refused (4xx) and its body kept in the quarantine table.",
             _metrics_yaml(_push("Rejected"), "Rejected"),

@@ -128,6 +128,29 @@ class PushSettings(StoreSettings):
             raise ValueError("PUSH_TOKEN_PREVIOUS is for local runs: set PUSH_TOKEN beside it")
 
 
+# Hosts plain HTTP may reach: this machine alone (the stand-in NXCLOUD of local runs).
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def api_url_problem(url: str) -> str | None:
+    """Why the sync must not send its signed requests to ``url``; None when it may.
+    HTTPS only: a signature is MD5 over visible fields and the secret, so one request
+    captured in clear text lets a weak secret be found offline."""
+    from urllib.parse import urlsplit  # noqa: PLC0415 - the sync's settings alone
+
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname or ""
+    except ValueError:
+        hostname = ""
+    else:
+        if parts.scheme == "https" and hostname:
+            return None
+        if parts.scheme == "http" and hostname in _LOOPBACK:
+            return None
+    return f"{url[:100]!r} is not an https:// URL (plain http only to this machine, for the local stand-in)"
+
+
 @dataclass(frozen=True)
 class SyncSettings(StoreSettings):
     api_base_url: str = setting("NXCLOUD_API_BASE_URL", "https://api2.nxcloud.com", minimum=8)
@@ -148,6 +171,9 @@ class SyncSettings(StoreSettings):
 
     def check(self) -> None:
         super().check()
+        problem = api_url_problem(self.api_base_url)
+        if problem:
+            raise ValueError(f"NXCLOUD_API_BASE_URL: {problem}")
         if self.overlap_seconds >= self.window_max_seconds:
             raise ValueError("SYNC_OVERLAP_SECONDS must be smaller than SYNC_WINDOW_MAX_SECONDS, or no run progresses")
 

@@ -47,15 +47,21 @@ def _equal(presented: bytes, expected: str) -> bool:
     return bool(expected) and hmac.compare_digest(presented, expected.encode("utf-8", "surrogatepass"))
 
 
+class TokenTrustExpiredError(RuntimeError):
+    """The cached token is too old to trust and the secret still cannot be read."""
+
+
 class PushToken:
     """The accepted tokens, read once per container and again ``max_age_seconds`` later,
     so that a rotated secret is picked up without a deploy.
 
     ``load`` returns the tokens (a plain string: the current one only). When a refresh
     fails, the cached tokens stay in use, a warning is logged and ``TokenRefreshFailures``
-    counted, and the read is retried ``retry_seconds`` later. Only when nothing was ever
-    read does ``match`` raise (the receiver answers 503 and NXCLOUD retries).
-    ``clock`` is the wall clock (epoch seconds) that ends the overlap.
+    counted, and the read is retried ``retry_seconds`` later, for at most
+    ``trust_seconds`` after the last read that worked: a token rotated out meanwhile
+    must not stay accepted for as long as the container lives. Past that, and when
+    nothing was ever read, ``match`` raises (the receiver answers 503 and NXCLOUD
+    retries). ``clock`` is the wall clock (epoch seconds) that ends the overlap.
     """
 
     def __init__(
@@ -64,14 +70,17 @@ class PushToken:
         max_age_seconds: float,
         *,
         retry_seconds: float = REFRESH_RETRY_SECONDS,
+        trust_seconds: float = math.inf,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._load = load
         self._max_age = max_age_seconds
         self._retry = retry_seconds
+        self._trust = trust_seconds
         self._clock = clock
         self._tokens: PushTokens | None = None
         self._refresh_at = 0.0
+        self._read_at = 0.0
 
     def _accepted(self) -> PushTokens:
         now = time.monotonic()
@@ -83,6 +92,10 @@ class PushToken:
             count("TokenRefreshFailures")
             if self._tokens is None:
                 raise
+            if now - self._read_at > self._trust:
+                raise TokenTrustExpiredError(
+                    f"the push token was last read {now - self._read_at:.0f} s ago and every read since failed"
+                ) from exc
             self._refresh_at = now + min(self._retry, self._max_age)
             logger.warning(
                 "push token refresh failed; the cached token stays in use",
@@ -91,6 +104,7 @@ class PushToken:
             return self._tokens
         self._tokens = loaded if isinstance(loaded, PushTokens) else PushTokens(loaded)
         self._refresh_at = now + self._max_age
+        self._read_at = now
         return self._tokens
 
     def match(self, presented: str) -> TokenMatch | None:
@@ -156,4 +170,10 @@ def push_token_from_settings(settings: PushSettings) -> PushToken:
         local = PushTokens(settings.push_token, settings.push_token_previous, math.inf)
         return PushToken(lambda: local, settings.push_token_max_age_seconds)
     overlap = settings.push_token_overlap_hours * 3600
-    return PushToken(SecretsManagerTokens(settings.push_token_secret_id, overlap), settings.push_token_max_age_seconds)
+    # A rotation is honoured within its overlap: a container that cannot read the secret
+    # trusts its cached token no longer than that after its last read.
+    return PushToken(
+        SecretsManagerTokens(settings.push_token_secret_id, overlap),
+        settings.push_token_max_age_seconds,
+        trust_seconds=overlap,
+    )

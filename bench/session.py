@@ -23,6 +23,9 @@ from bench.stand_in import IndexedFakeNxcloud
 from devtools.dynamodb_local import DynamoDBLocal
 
 SCHEDULE_TYPES = {"Schedule", "ScheduleV2"}
+# Resources a function checks for at start (the archiver's bucket and queue) but that no
+# measured run reaches: their Ref is a name of the bench's own.
+STAND_IN_REFS = ("RecordingsBucket", "RecordingFailuresQueue")
 START = time.monotonic()
 
 
@@ -85,9 +88,12 @@ class Session:
         dynamo.delete(self.client, names)
 
     def table_refs(self, names: dict[str, str]) -> dict[str, str]:
-        """Ref values for a function's environment: the tables; every other resource
-        (secrets) resolves to nothing, so its variable is left out."""
+        """Ref values for a function's environment: the tables, and a name for each
+        resource a function refuses to start without that the bench never calls (the
+        recordings bucket and queue); every other resource (secrets) resolves to
+        nothing, so its variable is left out and the functions use local settings."""
         refs = dict.fromkeys(self.build.template.get("Resources", {}), "")
+        refs.update({name: f"bench-{name}" for name in STAND_IN_REFS if name in refs})
         refs.update(names)
         return refs
 

@@ -6,8 +6,29 @@ on every new container, for traces of a two-call function.
 
 from __future__ import annotations
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+# At DEBUG botocore logs every response body, and Secrets Manager's holds the push
+# token or NXCLOUD's API secret: kept in CloudWatch for the whole log retention. These
+# loggers have no level of their own, so they follow the root one, which Lambda sets to
+# LogLevel before importing the handler (Powertools leaves the root alone). Held at INFO,
+# or at the root's level when that is higher: DEBUG stays for this project's own lines,
+# and the SDK gets no chattier than before.
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests")
+
+
+def hold_sdk_loggers() -> None:
+    floor = max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if sdk.level < floor:
+            sdk.setLevel(floor)
+
+
+hold_sdk_loggers()
 
 logger = Logger(service="nxcloud-cdr")
 # No service dimension: one function per push type already, and PushType says which

@@ -229,23 +229,42 @@ def test_call_log_callbacks_after_the_sync_and_one_item_per_call(stack):
 
 
 def test_a_function_invoked_as_the_readme_shows_without_docker(stack):
-    # What `aws lambda invoke --endpoint-url <api> --function-name ... --payload fileb://events/...`
-    # does, through boto3 (the AWS CLI may not be installed where the tests run).
-    import boto3
-
-    client = boto3.client(
-        "lambda",
-        endpoint_url=stack.api,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+    """`make invoke FN=... EVENT=...`, as written in the README: no AWS CLI, no credentials
+    (the environment has none: the fixture drops every AWS_ variable)."""
+    completed = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "invoke",
+            "FN=PnsCallResultFunction",
+            "EVENT=events/pns-call-result-unanswered.json",
+        ],
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    event = json.loads((EVENTS / "pns-call-result-unanswered.json").read_text())
-    answer = client.invoke(FunctionName="PnsCallResultFunction", Payload=json.dumps(event).encode())
-
-    response = json.loads(answer["Payload"].read())
+    assert completed.returncode == 0, completed.stderr
+    response = json.loads(completed.stdout[completed.stdout.index("{") :])
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["id"] == "1604763999100000000"
+
+
+def test_make_invoke_without_a_running_stack_says_so_in_one_line():
+    env = dict(os.environ, LOCAL_API_PORT=str(free_port()))
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "invoke", "FN=PnsCallResultFunction", "EVENT=events/pns-call-result.json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "no local stack answers" in completed.stderr and "Traceback" not in completed.stderr
 
 
 def until(condition, seconds: float = 60.0):

@@ -11,11 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from nxcloud_cdr import observability
 from nxcloud_cdr.config import SyncSettings
 from nxcloud_cdr.receiver import reset_runtime
@@ -24,7 +22,6 @@ from nxcloud_cdr.sync_handler import credentials
 from devtools import REPO_ROOT
 from devtools.events import EXAMPLE_TOKEN
 from devtools.fake_nxcloud import FakeNxcloud, generate_records
-from devtools.template import create_tables
 from tests.conftest import FUNCTIONS, SYNC_FUNCTION, load_event
 
 CURRENT_TOKEN = "current-push-token-7f3a9c1e"
@@ -88,16 +85,6 @@ def debug_logging(monkeypatch: pytest.MonkeyPatch, log_output: Callable[[], str]
         root.removeHandler(capture)
         root.setLevel(root_level)
         observability.logger.setLevel(powertools_level)
-
-
-@pytest.fixture
-def aws(push_env: dict[str, str]) -> Iterator[Any]:
-    with mock_aws():
-        create_tables(
-            boto3.client("dynamodb"),
-            {"CallRecordsTable": push_env["TABLE_NAME"], "QuarantineTable": push_env["QUARANTINE_TABLE_NAME"]},
-        )
-        yield
 
 
 def leaks(lines: list[str], *secrets: str) -> list[str]:

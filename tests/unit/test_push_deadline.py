@@ -5,31 +5,17 @@ from whatever the stopped write left."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from nxcloud_cdr.receiver import STEP_RESERVE_MS, runtime
 
-from devtools.template import create_tables
 from tests.conftest import LambdaContext, as_read, body_of, load_event, load_handler
 
 CALL_ID = "1604763745256783872"
 KIND = "pns_call_result"
 CALLS = ("put_item", "get_item", "query", "batch_get_item", "update_item")
-
-
-@pytest.fixture
-def aws(push_env: dict[str, str]) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_tables(
-            client, {"CallRecordsTable": push_env["TABLE_NAME"], "QuarantineTable": push_env["QUARANTINE_TABLE_NAME"]}
-        )
-        yield client
 
 
 @dataclass

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from moto import mock_aws
 from nxcloud_cdr import aws_clients
 from nxcloud_cdr.config import PushSettings
 from nxcloud_cdr.receiver import reset_runtime, runtime
 
-from devtools.template import create_tables
 from tests.conftest import as_read, body_of, load_event
-
-
-@pytest.fixture
-def aws(push_env: dict[str, str]) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        create_tables(
-            client, {"CallRecordsTable": push_env["TABLE_NAME"], "QuarantineTable": push_env["QUARANTINE_TABLE_NAME"]}
-        )
-        yield client
 
 
 def count(client: Any, table: str) -> int:

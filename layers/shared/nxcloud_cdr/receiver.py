@@ -222,6 +222,10 @@ def make_handler(kind: PushKind) -> Handler:
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # Powertools keeps the dimensions of an invocation that counted nothing (it
+        # flushes only a non-empty set): a function sharing the process (make local) or
+        # the next invocation would add PushType twice.
+        metrics.clear_metrics()
         metrics.add_dimension(name="PushType", value=kind.name)
         try:
             rt = runtime()

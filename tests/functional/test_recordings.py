@@ -331,6 +331,28 @@ def test_each_leg_of_a_2024_call_is_archived(invoke, store, pump, recording_host
     assert all(entry["status"] == "archived" for entry in recordings.values())
 
 
+def test_legs_linking_one_object_by_different_queries_are_one_download(invoke, store, pump, recording_host):
+    """Issue 19, item 6: one body, one object, links that differ in their query
+    string: fetched once, archived once, and the item ends archived."""
+    event = load_event("pns-call-result-2024.json")
+    body = json.loads(event["body"])
+    path = f"pns24/{uuid.uuid4().hex}.mp3"
+    link = recording_host.add(path, body=MP3_HEADER + b"one")
+    body["legList"] = [
+        {**body["legList"][0], "uuid": str(uuid.uuid4()), "callRecordFile": f"{link}?x={number}"} for number in range(6)
+    ]
+    response = invoke("PnsCallResultFunction", event_with_body("pns-call-result-2024.json", json.dumps(body)))
+    assert response["statusCode"] == 200
+
+    pump.drain()
+
+    item = item_of(store, body["callId"])
+    assert recording_host.routes[f"/{path}"].hits == 1
+    assert sorted(item["recordings"]) == ["leg1"]
+    assert item["recordings"]["leg1"]["link"] == link_id(f"{link}?x=0")
+    assert item["recordingState"] == "archived"
+
+
 def test_the_archiver_never_undoes_a_newer_copy_written_while_it_downloads(
     invoke, store, pump, recording_host, monkeypatch
 ):

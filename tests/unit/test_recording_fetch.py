@@ -127,6 +127,33 @@ def test_over_the_size_limit_is_not_retried(host: RecordingHost, policy: FetchPo
     assert caught.value.reason == "too_large"
 
 
+@pytest.mark.parametrize(
+    "length",
+    ["\u00b2", "-1", "1e3", "+7", "0x10", "7 7", "", "6, 7", "7\r\nContent-Length: 8"],
+    ids=["superscript-two", "negative", "exponent", "plus", "hex", "two-numbers", "empty", "list", "two-headers"],
+)
+def test_a_malformed_content_length_is_a_failed_download(host: RecordingHost, policy: FetchPolicy, length: str):
+    """Issue 19, item 7: the fetcher's own error (which the archiver records and
+    retries, as a 5xx), never a bare ValueError, whatever the header holds."""
+    url = host.add(f"length/{len(host.routes)}.mp3", body=MP3_HEADER + b"7", length=length)
+    with pytest.raises(FetchError) as caught:
+        fetch(url, replace(policy, timeout_s=0.5))
+    assert (caught.value.reason, caught.value.retryable) == ("http", True)
+    assert "Content-Length" in str(caught.value)
+
+
+def test_a_content_length_repeated_or_zero_padded_is_the_length_and_an_absurd_one_too_large(
+    host: RecordingHost, policy: FetchPolicy
+):
+    body = MP3_HEADER + b"7"
+    for length in ("11, 11", "11\r\nContent-Length: 11", "0011"):
+        assert fetch(host.add(f"length/ok-{len(host.routes)}.mp3", body=body, length=length), policy)[0] == body
+    url = host.add("length/absurd.mp3", body=body, length="9" * 5000)  # more digits than int() takes
+    with pytest.raises(FetchError) as caught:
+        fetch(url, policy)
+    assert (caught.value.reason, caught.value.retryable) == ("too_large", False)
+
+
 def test_a_redirect_on_the_list_is_followed(host: RecordingHost, policy: FetchPolicy):
     target = host.add("moved/there.mp3", body=MP3_HEADER + b"1")
     url = host.add("moved/here.mp3", status=302, location="/moved/there.mp3", body=b"")

@@ -11,12 +11,22 @@ stream passes to the archiver (:mod:`.recordings`). The archiver records each ar
 
 The links are read from the body NXCLOUD sent, not from the normalised fields: a link
 the models could not read is still archived.
+
+Links that name one object (:func:`object_of`: they differ in their query string, say,
+a signature NXCLOUD renews) are one recording, fetched once (:func:`distinct_objects`):
+in a body (:func:`recording_links`), in the item's state (:func:`archive_state`, on
+every write path) and in what the archiver plans (its ``links_of``), alike, so that the
+writers and the archiver agree on what the item still needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 # Top-level fields of each kind that hold a link, and the name of their recording.
 LINK_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -49,6 +59,16 @@ MAX_LINK_CHARS = 2048
 MAX_LINKS = 32
 
 
+# Characters a request line keeps as they are: the fetcher percent-encodes the rest of
+# a path as a browser does (``a b`` and ``a%20b`` are one request, one object).
+REQUEST_PATH_SAFE = "/%?=&;:@!$'()*+,~-._"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+# A recording's name: ``call``, ``voicemail`` and ``leg<n>`` as a body names them, then
+# a join's ``<name>-<8 hex>`` for a link only another copy had (:mod:`.merge`).
+_NAME = re.compile(r"(call|voicemail|leg([0-9]+))(-[0-9a-f]{8})?")
+_BASE_ORDER = {"call": 0, "voicemail": 1}
+
+
 def _link(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
@@ -73,7 +93,54 @@ def recording_links(kind: str, payload: Any) -> tuple[tuple[str, str], ...]:
             link = _link(leg.get(link_field)) if isinstance(leg, dict) else None
             if link and link not in found:
                 found[link] = f"leg{number}"
-    return tuple((name, link) for link, name in found.items())[:MAX_LINKS]
+    return distinct_objects((name, link) for link, name in found.items())[:MAX_LINKS]
+
+
+def object_of(link: str) -> tuple[str, ...]:
+    """The object a link names: its scheme, host (the case of a host name is no
+    difference, nor its trailing dot or Unicode form: it is checked in IDNA form, as
+    fetched), port, credentials and path as the request sends it. Not its query string
+    nor its fragment: links that differ only there are one object, one download."""
+    try:
+        parts = urlsplit(link)
+        port = parts.port
+        host = parts.hostname or ""
+    except ValueError:  # no URL: an object of its own (the fetcher refuses it)
+        return ("", link)
+    with contextlib.suppress(UnicodeError):  # else refused by the fetcher: the text is the host
+        host = host.encode("idna").decode("ascii")
+    scheme = parts.scheme.lower()
+    port_text = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else str(port)
+    credentials = f"{parts.username}:{parts.password}" if parts.username or parts.password else ""
+    path = quote(parts.path or "/", safe=REQUEST_PATH_SAFE, errors="surrogatepass")
+    return (scheme, host.lower().rstrip("."), port_text, credentials, path)
+
+
+def _name_rank(name: str) -> tuple[int, int, int, str, str]:
+    """The order in which names keep an object several links name: a body's names
+    (``call``, ``voicemail``, ``leg1``, ``leg2``...) before a join's ``<name>-<id>``,
+    any other name last."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        return (2, 0, 0, "", name)
+    digits = (match.group(2) or "").lstrip("0")
+    return (1 if match.group(3) else 0, _BASE_ORDER.get(match.group(1), 2), len(digits), digits, name)
+
+
+def distinct_objects(links: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The (name, link) pairs with one pair kept per object the links name
+    (:func:`object_of`), in their order: the pair of the first name in
+    :func:`_name_rank` order (then the least link), so that which link is fetched, and
+    under which name, is a function of the set of pairs, not of their order."""
+    pairs = list(links)
+    best: dict[tuple[str, ...], tuple[str, str]] = {}
+    for name, link in pairs:
+        target = object_of(link)
+        kept = best.get(target)
+        if kept is None or (_name_rank(name), link) < (_name_rank(kept[0]), kept[1]):
+            best[target] = (name, link)
+    chosen = set(best.values())
+    return tuple(pair for pair in dict.fromkeys(pairs) if pair in chosen)
 
 
 def link_id(link: str) -> str:
@@ -90,7 +157,9 @@ def is_archived(entry: Any, link: str) -> bool:
 def archive_state(links: tuple[tuple[str, str], ...], archive: dict[str, Any]) -> dict[str, Any]:
     """The recording attributes of an item with these links and this ``recordings``
     map (entries of links it no longer has are dropped): ``recordingState`` pending
-    while a link is not archived, archived when all are; nothing without links."""
+    while a link is not archived, archived when all are; nothing without links. Links
+    to one object count once (:func:`distinct_objects`), as the archiver fetches them."""
+    links = distinct_objects(links)
     if not links:
         return {}
     ids = {(name, link_id(link)) for name, link in links}

@@ -5,7 +5,10 @@ Safe to run any number of times, in any order, beside any writer:
 - a recording the item already shows archived from the same link is not fetched again;
 - the object's key is a function of the record and the recording
   (``recordings/YYYY/MM/DD/<kind>/<call id>[-<name>].<ext>``, the call's UTC start
-  date), so a second archive of it writes the same object;
+  date), so a second archive of it writes the same object, and no other recording's
+  (:func:`object_key` is injective);
+- links that name one object (they differ in their query string) are one download
+  (:func:`links_of`);
 - the item is updated only if it is still the one read (its ``revision``, which the
   update counts too, as every change does): a newer copy of the record is never undone,
   and the archiver reads it and records what still applies to it.
@@ -39,6 +42,7 @@ from ..recording_links import (
     RETRYING,
     STATE,
     archive_state,
+    distinct_objects,
     link_id,
     recording_links,
 )
@@ -48,9 +52,17 @@ from .fetch import FetchError, FetchPolicy, open_recording, parse_networks
 from .upload import PART_BYTES, UploadError, upload
 
 PREFIX = "recordings"
-_SUFFIX_LIKE = re.compile(r"-(?=(?:leg[0-9]+|voicemail)$)")
-# S3 keys hold 1024 bytes; an id that would not fit is named by its hash.
+# The names that follow the id in a key, after a dash: ``voicemail``, ``leg<n>``, and a
+# join's ``<name>-<8 hex>`` (``call`` is the id alone). An id that ends as one of them
+# would ("X-leg1") has that dash escaped.
+_DASHED_NAME = r"(?:voicemail|leg[0-9]+|(?:call|voicemail|leg[0-9]+)-[0-9a-f]{8})"
+_NAMED = re.compile(_DASHED_NAME)
+_SUFFIX_LIKE = re.compile(rf"-(?={_DASHED_NAME}\Z)")
+# S3 keys hold 1024 bytes; an id that would not fit is named by its hash, "id-<sha256>".
 _MAX_ID_KEY_BYTES = 600
+# An id that reads as such a hash once encoded has its dash escaped: a hashed id's key
+# is no literal id's.
+_HASHED = re.compile(r"id-[0-9a-f]{64}")
 # How often the item is read again when another writer changed it meanwhile.
 _MAX_ROUNDS = 5
 # Time kept back at the end of an invocation for the item's update.
@@ -61,21 +73,38 @@ RETRY_AFTER = timedelta(minutes=50)
 
 
 def object_key(item: dict[str, Any], name: str, extension: str) -> str:
-    """Where a recording of a stored record goes: readable, and one key per recording."""
+    """Where a recording of a stored record goes: readable, and one key per recording
+    (distinct ids, kinds or names, distinct keys: no record's recording overwrites
+    another's).
+
+    The id is percent-encoded (but ``-_.~``), which no two ids share; ``%2D`` never
+    comes of that (a dash is kept), so escaping a dash as ``%2D`` keeps it so:
+
+    - the dash of an id that ends as a name would ("X-leg1", "X-call-0a1b2c3d"): no
+      call's recording takes the key of another's ("X" and its leg 1);
+    - the dash of an id that reads "id-<64 hex>": that is the form of an id too long
+      (or ``""``, ``.``, ``..``) for a key, named by its SHA-256, and no other id's.
+
+    Ids of other forms keep the keys they always had."""
     nxcloud_id, kind = record_id(item)
     start = str(item.get("callStartUtc") or item.get("receivedAt") or "")
     try:
         day = datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y/%m/%d")
     except ValueError:
         day = "undated"
-    shown = quote(nxcloud_id, safe="-_.")
-    # An id that ends as a recording's suffix would ("X-leg1") has that dash escaped:
-    # no call's recording can take the key of another's ("X" and its leg 1).
+    shown = quote(nxcloud_id, safe="-_.", errors="surrogatepass")
     shown = _SUFFIX_LIKE.sub("%2D", shown)
+    if _HASHED.fullmatch(shown):
+        shown = "id%2D" + shown.removeprefix("id-")
     if len(shown) > _MAX_ID_KEY_BYTES or shown in ("", ".", ".."):
         shown = "id-" + hashlib.sha256(nxcloud_id.encode("utf-8", "surrogatepass")).hexdigest()
-    suffix = "" if name == "call" else f"-{name}"
-    return f"{PREFIX}/{day}/{quote(kind, safe='_')}/{shown}{suffix}.{extension}"
+    if name == "call":
+        suffix = ""
+    elif _NAMED.fullmatch(name):
+        suffix = f"-{name}"
+    else:  # no name the archiver gives: after a "!", which no id nor name above holds
+        suffix = "!" + quote(name, safe="-_.", errors="surrogatepass")
+    return f"{PREFIX}/{day}/{quote(kind, safe='_', errors='surrogatepass')}/{shown}{suffix}.{extension}"
 
 
 def _due(entry: Any, link: str, now: datetime, *, requested: str | None) -> bool:
@@ -124,11 +153,13 @@ def _parse_time(text: str) -> datetime:
 
 def links_of(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The recordings a stored item links to: those of the body it keeps, and for an
-    item that shows the join of copies, every link of every copy (:mod:`..merge`)."""
+    item that shows the join of copies, every link of every copy (:mod:`..merge`).
+    One link per object (:func:`.recording_links.distinct_objects`): copies whose
+    links differ only in their query string are one download, not one per copy."""
     _, kind = record_id(item)
     shown = readable(item)
     if "recordingLinks" in shown:
-        return tuple((str(name), str(link)) for name, link in shown["recordingLinks"])
+        return distinct_objects((str(name), str(link)) for name, link in shown["recordingLinks"])
     try:
         payload = nxjson.loads(str(shown.get("raw", "")), duplicates="keep", constants=True)
     except (ValueError, RecursionError):

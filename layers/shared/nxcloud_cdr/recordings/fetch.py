@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -27,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
+
+from ..recording_links import REQUEST_PATH_SAFE
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,7 +45,10 @@ HTTPS_PORT = 443
 # checked between reads. And what is read before the type is decided.
 _READ_BYTES = 64 * 1024
 _SNIFF_BYTES = 64
-_PATH_SAFE = "/%?=&;:@!$'()*+,~-._"
+# The same rule tells which links name one object (:func:`..recording_links.object_of`).
+_PATH_SAFE = REQUEST_PATH_SAFE
+# What a Content-Length holds (RFC 9110: 1*DIGIT, ASCII digits only).
+_DIGITS = re.compile(r"[0-9]+")
 # Hosts NXCLOUD's documents show recording links on (seeds/pns-call-result-push.md).
 DEFAULT_HOSTS = ("remote.record.nxcloud.com", "*.nxcloud.com")
 USER_AGENT = "nxcloud-cdr-recording-archiver"
@@ -420,6 +426,26 @@ def _connection_error(exc: Exception, target: Target, policy: FetchPolicy) -> Fe
     return refused(f"the link cannot be requested: {type(exc).__name__}: {str(exc)[:200]}")
 
 
+def _content_length(header: str | None, policy: FetchPolicy) -> int | None:
+    """The length a ``Content-Length`` header declares (None without one), checked
+    against the limit. Anything but ASCII digits (``²``, ``-1``, ``1e3``, empty) or
+    values that disagree (``10, 20``: two headers, joined) is a :class:`FetchError`,
+    as a 5xx is (the host's fault, which may pass); the same value repeated is that
+    value (RFC 9110, 8.6)."""
+    if header is None:
+        return None
+    values = {value.strip(" \t") for value in header.split(",")}
+    value = values.pop() if len(values) == 1 else ""
+    if not _DIGITS.fullmatch(value):
+        raise FetchError("http", f"malformed Content-Length: {header[:40]!r}", retryable=True)
+    significant = value.lstrip("0") or "0"
+    # Compared as text first: no int() of thousands of digits (which Python refuses).
+    if len(significant) > len(str(policy.max_bytes)) or int(significant) > policy.max_bytes:
+        shown = significant if len(significant) <= 20 else significant[:20] + "..."
+        raise FetchError("too_large", f"the recording is {shown} bytes, over {policy.max_bytes}", retryable=False)
+    return int(significant)
+
+
 def _opened(
     url: str,
     response: http.client.HTTPResponse,
@@ -430,10 +456,7 @@ def _opened(
     if response.status != 200:
         # 404: NXCLOUD's storage may not have the file yet. 5xx: theirs to fix.
         raise FetchError("http", f"HTTP {response.status} from {urlsplit(url).hostname}", retryable=True)
-    length_header = response.getheader("Content-Length")
-    length = int(length_header) if length_header and length_header.strip().isdigit() else None
-    if length is not None and length > policy.max_bytes:
-        raise FetchError("too_large", f"the recording is {length} bytes, over {policy.max_bytes}", retryable=False)
+    length = _content_length(response.getheader("Content-Length"), policy)
     content_type = _media_type(response.getheader("Content-Type"))
     download = Download(
         url, "", length, "", b"", response, connection, policy.max_bytes, watchdog

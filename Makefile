@@ -14,7 +14,7 @@ CHECK_REGION := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local monitoring nxcloud
+.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local monitoring nxcloud invoke upgrade
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,8 +70,22 @@ build: $(VENV)/.installed .venv-sam/.installed  ## sam build (into .aws-sam/)
 # A plain assignment: an ENV exported in the shell must not pick the stack (`make deploy
 # ENV=prod` on the command line still does).
 ENV = dev
+# The environments are samconfig.toml's [<env>.deploy.parameters] sections (its
+# [default...] ones are sam's fallback, no environment). An unknown ENV stops make before
+# anything runs (sam would say only "Missing option --stack-name", after the build).
+DEPLOY_ENVS = $(shell sed -n 's/^\[\([A-Za-z0-9_-]*\)\.deploy\.parameters\].*/\1/p' samconfig.toml | grep -vx default)
+comma := ,
+space := $() $()
+ifneq ($(filter deploy deploy-guided upgrade,$(MAKECMDGOALS)),)
+ifeq ($(filter $(ENV),$(DEPLOY_ENVS)),)
+$(error unknown environment ENV=$(ENV): samconfig.toml has $(subst $(space),$(comma)$(space),$(strip $(DEPLOY_ENVS))))
+endif
+endif
 deploy: build  ## Deploy to AWS with samconfig.toml's ENV settings (ENV=dev by default; ENV=prod)
 	$(SAM) deploy --config-env $(ENV) $(SAM_ARGS)
+
+upgrade: build  ## Deploy over a stack of an earlier version, one index per deployment (ENV=dev; UPGRADE_ARGS=--dry-run)
+	$(PY) -m devtools.upgrade --config-env $(ENV) $(UPGRADE_ARGS)
 
 deploy-guided: build  ## The same, asking for every setting (the defaults deploy the dev stack)
 	$(SAM) deploy --guided --config-env $(ENV) $(SAM_ARGS)
@@ -84,6 +98,10 @@ local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stan
 
 nxcloud: deps  ## Only the stand-in NXCLOUD CDR API on :8089
 	$(PY) -m devtools.fake_nxcloud
+
+invoke: $(VENV)/.installed  ## Run a function of a running `make local` on an event (FN=PnsCallResultFunction EVENT=events/pns-call-result.json)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<event file>" >&2; exit 2; }
+	@$(PY) -m devtools.invoke $(FN) $(EVENT)
 
 bench: deps  ## Performance and cost figures, each beside its baseline (BENCH_ARGS=--quick, --help)
 	rm -rf .aws-sam && $(SAM) build >/dev/null

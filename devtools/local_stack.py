@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import importlib.util
 import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -333,7 +335,31 @@ class LocalStack:
         STATE_FILE.unlink(missing_ok=True)
 
 
-def main() -> None:
+def busy_port(ports: dict[str, int]) -> str | None:
+    """The first of ``ports`` (what listens on it: its port) that something already
+    listens on, as a one-line message; None when all are free. Checked before anything
+    starts, so that a second `make local` says so instead of failing half-way (and
+    removing the running stack's state file as it stops)."""
+    for what, port in ports.items():
+        if not port:
+            continue  # any free port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers bind: a port left in TIME_WAIT by a stopped stack is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
+                return (
+                    f"local stack: port {port} ({what}) is already in use: a local stack is probably running"
+                    " already (Ctrl-C in its terminal stops it); `make local LOCAL_ARGS=--help` says how to"
+                    " move this one's ports"
+                )
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run nxcloud-cdr locally (no AWS, no Docker).")
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "3000")))
     parser.add_argument("--dynamodb-port", type=int, default=int(os.environ.get("LOCAL_DYNAMODB_PORT", "8000")))
@@ -342,7 +368,18 @@ def main() -> None:
     parser.add_argument("--recordings-port", type=int, default=int(os.environ.get("LOCAL_RECORDINGS_PORT", "8443")))
     parser.add_argument("--no-nxcloud", action="store_true", help="do not start the stand-in NXCLOUD API")
     parser.add_argument("--records", type=int, default=300, help="records the stand-in NXCLOUD serves (last 2 days)")
-    arguments = parser.parse_args()
+    arguments = parser.parse_args(argv)
+    busy = busy_port(
+        {
+            "the push API": arguments.port,
+            "DynamoDB Local": arguments.dynamodb_port,
+            "the NXCLOUD stand-in": 0 if arguments.no_nxcloud else arguments.nxcloud_port,
+            "S3": arguments.s3_port,
+            "the recording host stand-in": arguments.recordings_port,
+        }
+    )
+    if busy:
+        raise SystemExit(busy)
     stack = LocalStack(
         api_port=arguments.port,
         dynamodb_port=arguments.dynamodb_port,

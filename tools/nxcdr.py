@@ -24,9 +24,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 from nxcloud_cdr.kinds import PUSH_KINDS, normalised
-from nxcloud_cdr.lookups import LookupOffError, Page
+from nxcloud_cdr.lookups import LookupOffError, Page, decode_cursor
 from nxcloud_cdr.phones import normalise_number
 from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.store_errors import StoreError
@@ -63,6 +63,24 @@ DEFAULT_TIMEZONE = "+08:00"
 # path, a shell and a double-click. 40 x log2(62) = 238 bits.
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_LENGTH = 40
+
+
+# A presigned URL works 7 days at most (SigV4).
+MAX_URL_SECONDS = 7 * 24 * 3600
+
+
+class OperatorError(Exception):
+    """Something the operator asked that cannot be done as asked (a backwards range, a
+    cursor of another listing, a file that would be replaced): main prints its message
+    as one line and exits 2. Anything else that is not an AWS error is a bug: its
+    traceback is shown."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors one line (the usage is a --help away)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 @dataclass
@@ -207,6 +225,72 @@ def time_argument(text: str) -> str:
     return text
 
 
+def time_range(arguments: argparse.Namespace, *, default_days: int = 7) -> tuple[datetime, datetime]:
+    """--since and --to as times: --to defaults to now, --since to ``default_days``
+    before --to; a --since after --to is refused (DynamoDB's raw error otherwise)."""
+    end = parse_time(arguments.to) if arguments.to else now_utc()
+    start = parse_time(arguments.since) if arguments.since else end - timedelta(days=default_days)
+    if start > end:
+        to = f"--to {arguments.to} ({_iso(end)})" if arguments.to else f"now ({_iso(end)})"
+        raise OperatorError(f"--since {arguments.since} ({_iso(start)}) is after {to}: the range is backwards")
+    return start, end
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    return value
+
+
+def url_seconds(text: str) -> int:
+    """An argparse type: how long a presigned URL works, 1 s to 7 days."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_URL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"not a number of seconds from 1 to {MAX_URL_SECONDS} (7 days, a presigned URL's longest): {text!r}"
+        )
+    return value
+
+
+def cursor_argument(text: str) -> str:
+    """An argparse type: the text, once known to decode as a cursor."""
+    try:
+        decode_cursor(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a cursor: {text!r} (give the one the previous page of the same command printed)"
+        ) from None
+    return text
+
+
+def _page(arguments: argparse.Namespace, read: Callable[[], Page]) -> Page:
+    """A page read with the --cursor given: a cursor of another listing (it decodes,
+    but is not a position of this one) is one line, not a traceback or DynamoDB's
+    ValidationException."""
+    if not arguments.cursor:
+        return read()
+    try:
+        return read()
+    except LookupOffError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, ParamValidationError):
+        pass  # a position of another listing's shape
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+    raise OperatorError(
+        f"--cursor {arguments.cursor} is not a cursor of this listing: give the one its previous page printed"
+    )
+
+
 def _emit(arguments: argparse.Namespace, payload: Any, table: str) -> None:
     if arguments.json:
         sys.stdout.write(json.dumps(_plain(payload), indent=2, ensure_ascii=False) + "\n")
@@ -240,8 +324,10 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
         # An item that shows the join of its copies (README, "Data model") has their call summary.
         joined = "callSummary" in item
         what = f"the join of {len(item['versions'])} copies, value by value" if joined else "as received"
+        recordings = "\n".join(recording_lines(item))
         sys.stdout.write(
-            f"{summary}\n\nsources: {sources} ({seen})\n\nfields:\n{fields}\n\nraw ({what}):\n{item.get('raw', '')}\n\n"
+            f"{summary}\n\nsources: {sources} ({seen})\n\n{recordings}\n\n"
+            f"fields:\n{fields}\n\nraw ({what}):\n{item.get('raw', '')}\n\n"
         )
         for problem in item.get("problems", []):
             sys.stdout.write(f"not normalised: {problem}\n")
@@ -253,11 +339,52 @@ def command_show(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
+def recording_lines(item: dict[str, Any]) -> list[str]:
+    """What `show` says of a record's recordings: the item's state, and each
+    recording's (pending, archived, retrying, failed) with the reason it failed."""
+    from nxcloud_cdr.recording_links import link_id  # noqa: PLC0415
+    from nxcloud_cdr.recordings.archiver import links_of  # noqa: PLC0415
+
+    links = dict(links_of(item))
+    entries = {name: entry for name, entry in (item.get("recordings") or {}).items() if isinstance(entry, dict)}
+    state = item.get("recordingState")
+    if not links and not entries and not state:
+        return ["recordings: none (the record links to no recording)"]
+    if state == "failed":
+        state = "failed, " + (
+            "retrying (the archiver's hourly schedule tries again; `nxcdr recordings retry` now)"
+            if item.get("recordingFailed") == "retrying"
+            else "given up (`nxcdr recordings retry` tries again)"
+        )
+    elif state == "pending":
+        state = "pending (the archiver has them to do)"
+    elif not state:
+        state = "not marked (stored before the archiver: `nxcdr recordings backfill`)"
+    lines = [f"recordings: {state}"]
+    for name in [*links, *sorted(set(entries) - set(links))]:
+        entry = entries.get(name)
+        if entry is None or (name in links and entry.get("link") != link_id(links[name])):
+            lines.append(f"  {name}: pending (not tried yet)")
+        elif entry.get("status") == "archived":
+            lines.append(
+                f"  {name}: archived ({_plain(entry.get('bytes'))} bytes, {entry.get('archivedAt', '?')}):"
+                f" `nxcdr recording {item.get('nxcloudId', '')}`"
+            )
+        else:
+            word = "retrying" if entry.get("retryable") else "failed"
+            attempts = _plain(entry.get("attempts", 0))
+            when = f"first {entry.get('firstFailedAt', '?')}, last {entry.get('failedAt', '?')}"
+            error = " ".join(str(entry.get("error", "")).split())
+            lines.append(f"  {name}: {word}: {entry.get('reason', '?')} after {attempts} attempts ({when}): {error}")
+    return lines
+
+
 def command_list(target: Target, arguments: argparse.Namespace) -> int:
-    end = parse_time(arguments.to) if arguments.to else now_utc()
-    start = parse_time(arguments.since) if arguments.since else end - timedelta(days=7)
+    start, end = time_range(arguments)
     kind = arguments.kind or LIST_DEFAULT_KIND
-    page = target.store.by_time(kind, start, end, limit=arguments.limit, cursor=arguments.cursor)
+    page = _page(
+        arguments, lambda: target.store.by_time(kind, start, end, limit=arguments.limit, cursor=arguments.cursor)
+    )
     _emit_page(arguments, page)
     if not arguments.kind and not arguments.json:
         # Said every time: the sync's records are another kind, and an empty list of
@@ -269,25 +396,30 @@ def command_list(target: Target, arguments: argparse.Namespace) -> int:
 
 def command_number(target: Target, arguments: argparse.Namespace) -> int:
     number = normalise_number(arguments.number) or arguments.number
-    _emit_page(arguments, target.store.by_number(number, limit=arguments.limit, cursor=arguments.cursor))
+    _emit_page(
+        arguments,
+        _page(arguments, lambda: target.store.by_number(number, limit=arguments.limit, cursor=arguments.cursor)),
+    )
     return 0
 
 
 def command_binding(target: Target, arguments: argparse.Namespace) -> int:
-    page = target.store.by_binding(
-        bind_id=arguments.bind_id,
-        customer_bind_id=arguments.customer_bind_id,
-        limit=arguments.limit,
-        cursor=arguments.cursor,
+    page = _page(
+        arguments,
+        lambda: target.store.by_binding(
+            bind_id=arguments.bind_id,
+            customer_bind_id=arguments.customer_bind_id,
+            limit=arguments.limit,
+            cursor=arguments.cursor,
+        ),
     )
     _emit_page(arguments, page)
     return 0
 
 
 def command_quarantine(target: Target, arguments: argparse.Namespace) -> int:
-    _emit_page(
-        arguments, target.store.list_quarantine(limit=arguments.limit, cursor=arguments.cursor), QUARANTINE_COLUMNS
-    )
+    page = _page(arguments, lambda: target.store.list_quarantine(limit=arguments.limit, cursor=arguments.cursor))
+    _emit_page(arguments, page, QUARANTINE_COLUMNS)
     return 0
 
 
@@ -460,6 +592,10 @@ def _recording_summary(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recording_page(target: Target, arguments: argparse.Namespace) -> Page:
+    return _page(arguments, lambda: _recording_page_read(target, arguments))
+
+
+def _recording_page_read(target: Target, arguments: argparse.Namespace) -> Page:
     if arguments.action == "backfill":
         return target.store.unmarked_records(limit=arguments.limit, cursor=arguments.cursor)
     if arguments.pending:
@@ -511,12 +647,13 @@ def command_recording(target: Target, arguments: argparse.Namespace) -> int:
     if not found:
         sys.stderr.write(f"no archived recording of {arguments.id} (`nxcdr show {arguments.id}` says why)\n")
         return 1
+    files = _download_paths(found, arguments) if arguments.download else {}
     rows = []
     for item, name, entry in found:
         row = {"kind": item["kind"], "recording": name, "bytes": entry.get("bytes"), "sha256": entry.get("sha256")}
         row["s3Key"] = entry["s3Key"]
         if arguments.download:
-            row["file"] = str(_download(target, entry, Path(arguments.download)))
+            row["file"] = str(_download(target, entry, files[(str(item["kind"]), name)]))
         elif not _exists(target, entry["s3Key"]):
             row["url"] = "(deleted: the bucket's lifecycle expired it, RecordingExpiryDays)"
         else:
@@ -546,13 +683,42 @@ def _exists(target: Target, key: str) -> bool:
     return True
 
 
-def _download(target: Target, entry: dict[str, Any], directory: Path) -> Path:
-    """The object into ``directory`` (its key's file name), streamed, checked against
-    the SHA-256 the archiver recorded."""
+def download_name(kind: str, name: str, key: str) -> str:
+    """The file a recording is saved as: its key's id part, its kind and its name
+    (``<id>.<kind>.<name>.<ext>``): one file per recording, whatever kinds hold the id.
+    Kinds and names have no dot, so no two recordings share a name."""
+    stem, dot, extension = key.rsplit("/", 1)[-1].rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    if name != "call" and stem.endswith(f"-{name}"):  # the key names it already
+        stem = stem[: -len(name) - 1]
+    return f"{stem}.{kind}.{name}" + (f".{extension}" if extension else "")
+
+
+def _download_paths(
+    found: list[tuple[dict[str, Any], str, dict[str, Any]]], arguments: argparse.Namespace
+) -> dict[tuple[str, str], Path]:
+    """Where each recording goes in --download's directory, checked before any is
+    fetched: the directory exists, and no file is replaced without --force."""
+    directory = Path(arguments.download)
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise OperatorError(f"--download {directory} {what}: give an existing directory")
+    paths = {
+        (str(item["kind"]), name): directory / download_name(str(item["kind"]), name, str(entry["s3Key"]))
+        for item, name, entry in found
+    }
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing and not arguments.force:
+        raise OperatorError(f"{', '.join(existing)} already exists: --force replaces it (nothing was downloaded)")
+    return paths
+
+
+def _download(target: Target, entry: dict[str, Any], path: Path) -> Path:
+    """The object into ``path``, streamed, checked against the SHA-256 the archiver
+    recorded."""
     import hashlib  # noqa: PLC0415
 
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / str(entry["s3Key"]).rsplit("/", 1)[-1]
     body = target.s3.get_object(Bucket=target.recordings_bucket, Key=entry["s3Key"])["Body"]
     digest = hashlib.sha256()
     partial = path.with_name(path.name + ".part")
@@ -570,8 +736,8 @@ def _download(target: Target, entry: dict[str, Any], directory: Path) -> Path:
 def command_sync(target: Target, arguments: argparse.Namespace) -> int:
     payload: dict[str, str] = {}
     if arguments.since:
-        end = parse_time(arguments.to) if arguments.to else now_utc()
-        payload = {"from": parse_time(arguments.since).isoformat(), "to": end.isoformat()}
+        start, end = time_range(arguments)
+        payload = {"from": start.isoformat(), "to": end.isoformat()}
     response = target.lambda_client.invoke(FunctionName=target.sync_function, Payload=json.dumps(payload).encode())
     result = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError"):
@@ -628,14 +794,20 @@ def _recording_commands(commands: Any, common: argparse.ArgumentParser, paged: a
     recording.add_argument("--kind", choices=RECORD_KINDS, metavar="KIND", help=f"only this kind ({kinds})")
     recording.add_argument("--name", help="only this recording (call, voicemail, leg1...)")
     recording.add_argument("--download", metavar="DIR", help="save the files in DIR instead of printing URLs")
-    recording.add_argument("--expires", type=int, default=3600, help="seconds the URLs work (default 3600)")
+    recording.add_argument("--force", action="store_true", help="with --download: replace files that exist")
+    recording.add_argument(
+        "--expires",
+        type=url_seconds,
+        default=3600,
+        help=f"seconds the URLs work (default 3600, at most {MAX_URL_SECONDS}: 7 days)",
+    )
     recording.set_defaults(run=command_recording)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nxcdr", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = Parser(prog="nxcdr", description=__doc__.splitlines()[0] if __doc__ else None)
     _global_options(parser, anywhere=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     _global_options(common, anywhere=True)
     commands = parser.add_subparsers(dest="command", required=True)
     kinds = ", ".join(RECORD_KINDS)
@@ -645,9 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--kind", choices=RECORD_KINDS, metavar="KIND", help=f"only this kind ({kinds})")
     show.set_defaults(run=command_show)
 
-    paged = argparse.ArgumentParser(add_help=False)
-    paged.add_argument("--limit", type=int, default=50)
-    paged.add_argument("--cursor", help="the cursor a previous page printed")
+    paged = Parser(add_help=False)
+    paged.add_argument("--limit", type=positive_int, default=50, help="items a page (default 50)")
+    paged.add_argument("--cursor", type=cursor_argument, help="the cursor a previous page printed")
 
     listing = commands.add_parser(
         "list", parents=[common, paged], help="records of one kind by call start time, oldest first"
@@ -723,6 +895,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             deployed_target(arguments.stack, arguments.profile, arguments.region) if arguments.stack else local_target()
         )
         code: int = arguments.run(target, arguments)
+    except OperatorError as error:
+        sys.stderr.write(f"nxcdr: {error}\n")
+        return 2
     except NoCredentialsError:
         sys.stderr.write("nxcdr: no AWS credentials found: use --profile, or set them as boto3 reads them\n")
         return 1

@@ -21,3 +21,16 @@ def aws(push_env: dict[str, str]) -> Iterator[Any]:
             client, {"CallRecordsTable": push_env["TABLE_NAME"], "QuarantineTable": push_env["QUARANTINE_TABLE_NAME"]}
         )
         yield client
+
+
+@pytest.fixture
+def deployed() -> Iterator[Any]:
+    """A deployed stack as the CLI sees it, on moto, with a push API on loopback
+    (:class:`tests.unit.test_cli.Deployed`)."""
+    from tests.unit.test_cli import Deployed, PushApi
+
+    api = PushApi()
+    with mock_aws():
+        yield Deployed(api)
+    api.server.shutdown()
+    api.server.server_close()

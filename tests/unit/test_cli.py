@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -164,15 +163,6 @@ class Deployed:
         item = self.store.quarantined(quarantine_id)
         assert item is not None
         return item
-
-
-@pytest.fixture
-def deployed() -> Iterator[Deployed]:
-    api = PushApi()
-    with mock_aws():
-        yield Deployed(api)
-    api.server.shutdown()
-    api.server.server_close()
 
 
 class Terminal(io.StringIO):

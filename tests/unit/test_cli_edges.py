@@ -23,17 +23,8 @@ from nxcloud_cdr.lookups import encode_cursor
 from nxcloud_cdr.recording_links import link_id
 
 from devtools import REPO_ROOT
-from tests.unit.test_cli import Deployed, PushApi, nxcdr
+from tests.unit.test_cli import nxcdr
 from tools import nxcdr as tool
-
-
-@pytest.fixture
-def deployed() -> Iterator[Deployed]:
-    api = PushApi()
-    with mock_aws():
-        yield Deployed(api)
-    api.server.shutdown()
-    api.server.server_close()
 
 
 def one_line(text: str) -> str:

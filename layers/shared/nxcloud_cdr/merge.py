@@ -56,6 +56,7 @@ from typing import Any
 
 from . import nxjson
 from .recording_links import MAX_LINKS, link_id, recording_links
+from .records import lookups
 from .storable import MAX_INDEX_KEY_BYTES, utf8_bytes
 
 # Objects nested deeper than this are taken whole (a leaf): no NXCLOUD payload nests
@@ -163,7 +164,6 @@ def copy_of(
 ) -> Copy:
     """The contribution of a mapped copy (a :class:`.records.CallRecord`) to the join."""
     from .mapping import SUMMARY  # noqa: PLC0415 - mapping imports this module's neighbours
-    from .records import lookups  # noqa: PLC0415
 
     summary = dict(record.fields.get(SUMMARY) or {})
     # A lookup value no key can hold is not one: another copy's that can wins.

@@ -14,8 +14,11 @@ class StoreError(Exception):
 
 
 def is_condition_failure(exc: ClientError) -> bool:
-    """A conditional write that DynamoDB refused because its condition did not hold."""
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
+    """A conditional write that DynamoDB refused because its condition did not hold, or
+    a transaction it cancelled (a condition, a conflict with another writer): either
+    way nothing was written, and the writer reads again or goes one item at a time."""
+    code = exc.response.get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
 
 
 def conditional(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -187,8 +187,6 @@ class CdrSync:
         :data:`_PAGES_IN_FLIGHT` at once, so that one page's reads and mapping overlap
         another's writes (the write rule holds under any concurrency, two pages with one
         call included); the window is done only once every page is stored."""
-        from concurrent.futures import ThreadPoolExecutor, wait  # noqa: PLC0415 - the sync's alone
-
         page = first_page
         self._last_full_page, self._rate_limited = first_page - 1, False
         previous: list[str] | None = None

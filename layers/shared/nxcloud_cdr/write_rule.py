@@ -564,26 +564,32 @@ class RecordWriter:
         exist, a call listed twice, a cancelled transaction's records) goes through the
         rule one by one, as do new records too few for a transaction to pay: the records
         returned."""
-        one_by_one: list[CallRecord] = []
         by_key: dict[tuple[str, str], list[CallRecord]] = {}
         for record in records:
             by_key.setdefault((record.nxcloud_id, record.kind), []).append(record)
+        new = [
+            same[0]
+            for key, same in by_key.items()
+            if key not in present and len(same) == 1 and id_problem(key[0]) is None
+        ]
+        if len(new) < _TRANSACTION_LEAST:
+            # A transaction costs twice a write's units, and has a cost of its own: it
+            # pays only where it saves many requests.
+            return records
+        one_by_one = [record for record in records if record not in new]
         chunk: list[tuple[CallRecord, dict[str, Any]]] = []
         chunk_bytes = 0
-        for key, same in by_key.items():
-            if key in present or len(same) > 1 or id_problem(key[0]) is not None:
-                one_by_one.extend(same)
-                continue
+        for record in new:
             try:
-                item = self.item(same[0], received_at, source=source)
+                item = self.item(record, received_at, source=source)
             except Exception:  # the rule says why, record by record
-                one_by_one.extend(same)
+                one_by_one.append(record)
                 continue
             size = item_size(item)
             if chunk and (len(chunk) == _TRANSACTION_ITEMS or chunk_bytes + size > _TRANSACTION_BYTES):
                 one_by_one.extend(self._transact_new(chunk, outcome))
                 chunk, chunk_bytes = [], 0
-            chunk.append((same[0], item))
+            chunk.append((record, item))
             chunk_bytes += size
         if chunk:
             one_by_one.extend(self._transact_new(chunk, outcome))
@@ -591,11 +597,7 @@ class RecordWriter:
 
     def _transact_new(self, chunk: list[tuple[CallRecord, dict[str, Any]]], outcome: BatchOutcome) -> list[CallRecord]:
         """One transaction of new records; the records to write one by one when it was
-        cancelled (none of it was written)."""
-        if len(chunk) < _TRANSACTION_LEAST:
-            # A transaction costs twice a write's units, and has a cost of its own: it
-            # pays only where it saves many requests.
-            return [record for record, _ in chunk]
+        cancelled or refused (none of it was written; the rule says which and why)."""
         actions: list[Any] = [
             {
                 "Put": {
@@ -607,13 +609,11 @@ class RecordWriter:
             for _, item in chunk
         ]
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if _code(exc) in ("TransactionCanceledException", "ValidationException"):
-                return [record for record, _ in chunk]
-            raise StoreError(str(exc)) from exc
-        except BotoCoreError as exc:
-            raise StoreError(str(exc)) from exc
+            made = self._conditional(self._client.transact_write_items, TransactItems=actions)
+        except UnstorableError:
+            made = False
+        if not made:
+            return [record for record, _ in chunk]
         outcome.stored += len(chunk)
         return []
 

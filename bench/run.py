@@ -61,9 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="records of the sync: throughput size,memory size (default 10000,100000)",
     )
     parser.add_argument("--sync-rounds", type=int, default=None, help="sync/baseline rounds (default 3, quick 2)")
-    parser.add_argument("--engine-warmup", type=int, default=2500, help="writes that warm DynamoDB Local up first")
+    parser.add_argument(
+        "--engine-warmup", type=int, default=None, help="writes that warm each DynamoDB Local up (2500; quick 1000)"
+    )
     parser.add_argument("--copies", type=int, default=1000, help="distinct copies of one call pushed (row 8)")
-    parser.add_argument("--quick", action="store_true", help="sync sizes 2000,10000 and 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="sync sizes 2000,10000, 2 rounds, smaller warm-ups")
     parser.add_argument("--skip", default="", help=f"sections to leave out, comma-separated: {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
@@ -71,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = (2_000, 10_000) if args.quick else (10_000, 100_000)
     if len(args.sizes) != 2:
         parser.error("--sizes takes two numbers: throughput size,memory size")
+    if args.engine_warmup is None:
+        args.engine_warmup = 1000 if args.quick else 2500
     if args.sync_rounds is None:
         args.sync_rounds = 2 if args.quick else 3
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}

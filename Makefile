@@ -53,10 +53,10 @@ lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tools tests bench
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml monitoring.yaml
 	$(CHECK_REGION) $(SAM) validate --lint
-	# Every finding is fixed or skipped in template.yaml with its reason (Metadata: checkov).
-	.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	# Every finding is fixed or skipped in the template with its reason (Metadata: checkov).
+	.venv-checkov/bin/checkov -f template.yaml -f monitoring.yaml --framework cloudformation --compact --quiet --skip-download
 
 test: deps lint  ## Everything CI runs: lint, unit, DynamoDB Local and sam build tests
 	$(PY) -m pytest
@@ -90,7 +90,7 @@ upgrade: build  ## Deploy over a stack of an earlier version, one index per depl
 deploy-guided: build  ## The same, asking for every setting (the defaults deploy the dev stack)
 	$(SAM) deploy --guided --config-env $(ENV) $(SAM_ARGS)
 
-monitoring: $(VENV)/.installed  ## Regenerate template.yaml's alarms and dashboard (devtools/monitoring.py)
+monitoring: $(VENV)/.installed  ## Regenerate monitoring.yaml (alarms, dashboard) and its nested application in template.yaml
 	$(PY) -m devtools.monitoring
 
 local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)

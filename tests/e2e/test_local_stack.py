@@ -228,8 +228,8 @@ def test_call_log_callbacks_after_the_sync_and_one_item_per_call(stack):
     assert "sources: push, sync" in shown
 
 
-def test_a_function_invoked_as_the_readme_shows_without_docker(stack):
-    """`make invoke FN=... EVENT=...`, as written in the README: no AWS CLI, no credentials
+def test_a_function_invoked_as_the_docs_show_without_docker(stack):
+    """`make invoke FN=... EVENT=...`, as written in docs/development.md: no AWS CLI, no credentials
     (the environment has none: the fixture drops every AWS_ variable)."""
     completed = subprocess.run(
         [

@@ -211,7 +211,7 @@ def test_record_that_changed_is_updated(ddb, push_env, fake, make_sync):
 
     assert report.updated == 1 and report.new == 0
     assert stored_records(ddb, push_env)[missing["callId"]]["fields"]["recordUrl"].endswith("appeared-later.mp3")
-    # Both copies are kept (the README's promise holds for the sync too).
+    # Both copies are kept (the promise of docs/guarantees.md holds for the sync too).
     kept = [
         json.loads(as_read(item)["raw"]) for item in scan(ddb, push_env["TABLE_NAME"]) if item["sk"].startswith("v#")
     ]

@@ -1,6 +1,6 @@
 """The reliability suite: hostile bodies, any order of copies, store and API faults,
 load. Each test reports its figures with the ``figures`` fixture; they are printed at
-the end of the run (and quoted in the README's Guarantees)."""
+the end of the run (and quoted in docs/guarantees.md)."""
 
 from __future__ import annotations
 

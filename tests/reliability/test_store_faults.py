@@ -61,7 +61,7 @@ from tests.conftest import LambdaContext, body_of, event_with_body
 pytestmark = pytest.mark.dynamodb_local
 
 # NXCLOUD sends a push not answered 200 again: PNS pushes every minute for 60 minutes,
-# call-centre reports every 30 minutes, 3 times (README, "Guarantees").
+# call-centre reports every 30 minutes, 3 times (docs/guarantees.md).
 RETRIES = {  # kind: (seconds between sends, retries after the first send)
     "pns_call_result": (60.0, 60),
     "pns_binding_not_exist": (60.0, 60),

@@ -70,7 +70,8 @@ def test_environments_dev_is_throwaway_prod_is_safe():
     assert "parameter_overrides" not in prod  # the template's safe defaults
     assert prod["confirm_changeset"] is True
     for config in (dev, prod):
-        assert (config["capabilities"], config["resolve_s3"]) == ("CAPABILITY_IAM", True)
+        # CAPABILITY_AUTO_EXPAND: the monitoring is a nested application.
+        assert (config["capabilities"], config["resolve_s3"]) == ("CAPABILITY_IAM CAPABILITY_AUTO_EXPAND", True)
 
 
 def sam_without_credentials(args: list[str], tmp_path: Path, answers: str | None = None) -> str:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,15 +20,11 @@ from nxcloud_cdr.kinds import PUSH_KINDS
 from nxcloud_cdr.store import CallStore
 
 from devtools.template import create_tables
-from tools.nxcdr import (
-    build_parser,
-    command_rotate_token,
-    command_urls,
-    local_target,
-    main,
-    parse_time,
-    render_table,
-)
+from tools.nxcdr.cli import COMMAND_GROUPS, build_parser, main
+from tools.nxcdr.output import render_table
+from tools.nxcdr.target import local_target
+from tools.nxcdr.times import parse_time
+from tools.nxcdr.token import command_rotate_token, command_urls
 
 
 def test_times_absolute_and_relative():
@@ -59,8 +57,30 @@ def test_commands_and_their_required_arguments():
         parser.parse_args([])
 
 
+def test_each_command_group_is_a_module_of_its_own():
+    # The next groups (sql, events, lake) are a module each too: one registered in
+    # COMMAND_GROUPS, not commands added to a shared module.
+    [commands] = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    defined_in = {name: parser.get_default("run").__module__ for name, parser in commands.choices.items()}
+
+    assert defined_in == {
+        "show": "tools.nxcdr.records",
+        "list": "tools.nxcdr.records",
+        "number": "tools.nxcdr.records",
+        "binding": "tools.nxcdr.records",
+        "quarantine": "tools.nxcdr.quarantine",
+        "replay": "tools.nxcdr.quarantine",
+        "urls": "tools.nxcdr.token",
+        "rotate-token": "tools.nxcdr.token",
+        "sync": "tools.nxcdr.sync",
+        "recordings": "tools.nxcdr.recordings",
+        "recording": "tools.nxcdr.recordings",
+    }
+    assert list(COMMAND_GROUPS) == [sys.modules[name] for name in dict.fromkeys(defined_in.values())]
+
+
 def test_deployed_stack_is_found_from_its_outputs_and_the_token_read_only_when_needed():
-    from tools.nxcdr import deployed_target
+    from tools.nxcdr.target import deployed_target
 
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
@@ -387,7 +407,7 @@ def test_aws_errors_are_one_line_not_a_traceback(monkeypatch, capsys, tmp_path):
 
 
 def test_rotation_is_allowed_again_once_the_overlap_is_over(capsys):
-    from tools.nxcdr import Target
+    from tools.nxcdr.target import Target
 
     put: list[str] = []
     target = Target(
@@ -454,7 +474,7 @@ def test_list_says_which_kind_it_lists_when_none_is_given(deployed, capsys):
 def test_the_local_stack_is_found_where_make_local_writes_it():
     # ./nxcdr without NXCDR_LOCAL_STATE, as the README's demo runs it.
     from devtools import REPO_ROOT as stack_root
-    from tools import nxcdr
+    from tools.nxcdr.target import REPO
 
-    assert stack_root == nxcdr.REPO
-    assert (nxcdr.REPO / "template.yaml").is_file()
+    assert stack_root == REPO
+    assert (REPO / "template.yaml").is_file()

@@ -24,7 +24,9 @@ from nxcloud_cdr.recording_links import link_id
 
 from devtools import REPO_ROOT
 from tests.unit.test_cli import nxcdr
-from tools import nxcdr as tool
+from tools.nxcdr import cli
+from tools.nxcdr.recordings import download_name
+from tools.nxcdr.target import Target
 
 
 def one_line(text: str) -> str:
@@ -89,10 +91,10 @@ def test_a_url_lifetime_out_of_1_s_to_7_days_is_refused(deployed, capsys, expire
 
 def test_the_parsers_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as ended:
-        tool.main([])
+        cli.main([])
     assert ended.value.code == 2
     assert "the following arguments are required: command" in one_line(capsys.readouterr().err)
-    assert tool.build_parser().parse_args(["recording", "X", "--expires", "604800"]).expires == 604800
+    assert cli.build_parser().parse_args(["recording", "X", "--expires", "604800"]).expires == 604800
 
 
 def test_a_second_local_stack_names_the_port_in_use_and_starts_nothing(tmp_path, monkeypatch, capsys):
@@ -190,7 +192,7 @@ class Recordings:
 def recordings(monkeypatch) -> Iterator[Recordings]:
     with mock_aws():
         stored = Recordings()
-        target = tool.Target(
+        target = Target(
             store=stored,  # type: ignore[arg-type]
             lambda_client=None,
             sync_function="",
@@ -199,7 +201,7 @@ def recordings(monkeypatch) -> Iterator[Recordings]:
             s3=stored.s3,
             recordings_bucket="recordings",
         )
-        monkeypatch.setattr(tool, "local_target", lambda *_: target)
+        monkeypatch.setattr(cli, "local_target", lambda *_: target)
         yield stored
 
 
@@ -211,7 +213,7 @@ EXPECTED_FILES = {
 
 
 def test_each_recording_of_an_id_stored_under_two_kinds_gets_its_own_file(recordings, tmp_path, capsys):
-    assert tool.main(["recording", "9", "--download", str(tmp_path)]) == 0
+    assert cli.main(["recording", "9", "--download", str(tmp_path)]) == 0
 
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == EXPECTED_FILES
     shown = capsys.readouterr().out
@@ -222,35 +224,35 @@ def test_an_existing_file_is_replaced_only_with_force(recordings, tmp_path, caps
     mine = tmp_path / "9.cc_cdr.call.mp3"
     mine.write_bytes(b"my own file")
 
-    assert tool.main(["recording", "9", "--download", str(tmp_path)]) == 2
+    assert cli.main(["recording", "9", "--download", str(tmp_path)]) == 2
     error = one_line(capsys.readouterr().err)
     assert f"nxcdr: {mine} already exists: --force replaces it" in error
     assert [path.name for path in tmp_path.iterdir()] == [mine.name]  # nothing downloaded
     assert mine.read_bytes() == b"my own file"
 
-    assert tool.main(["recording", "9", "--download", str(tmp_path), "--force"]) == 0
+    assert cli.main(["recording", "9", "--download", str(tmp_path), "--force"]) == 0
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == EXPECTED_FILES
 
 
 def test_a_download_directory_that_does_not_exist_is_refused_not_created(recordings, tmp_path, capsys):
     missing = tmp_path / "no" / "such"
 
-    assert tool.main(["recording", "9", "--download", str(missing)]) == 2
+    assert cli.main(["recording", "9", "--download", str(missing)]) == 2
     assert f"--download {missing} does not exist" in one_line(capsys.readouterr().err)
     assert not (tmp_path / "no").exists()
     (tmp_path / "file").write_bytes(b"")
-    assert tool.main(["recording", "9", "--download", str(tmp_path / "file")]) == 2
+    assert cli.main(["recording", "9", "--download", str(tmp_path / "file")]) == 2
     assert "is not a directory" in one_line(capsys.readouterr().err)
 
 
 def test_download_names_keep_the_id_part_of_the_key():
-    assert tool.download_name("cc_cdr", "voicemail", "recordings/x/cc_cdr/a%2Fb-voicemail.wav") == (
+    assert download_name("cc_cdr", "voicemail", "recordings/x/cc_cdr/a%2Fb-voicemail.wav") == (
         "a%2Fb.cc_cdr.voicemail.wav"
     )
-    assert tool.download_name("pns_call_result", "leg2", "r/pns_call_result/id-ab12-leg2.mp3") == (
+    assert download_name("pns_call_result", "leg2", "r/pns_call_result/id-ab12-leg2.mp3") == (
         "id-ab12.pns_call_result.leg2.mp3"
     )
-    assert tool.download_name("cc_report", "call", "r/cc_report/7") == "7.cc_report.call"
+    assert download_name("cc_report", "call", "r/cc_report/7") == "7.cc_report.call"
 
 
 # -- C: show says how the recordings stand ----------------------------------------------------

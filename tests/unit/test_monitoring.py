@@ -1,5 +1,5 @@
-"""The dashboard, the alarms and the runbook, read from the code, the template and the
-README, so that a metric or an alarm added later cannot be left out of them."""
+"""The dashboard, the alarms and the runbook, read from the code, the templates and
+docs/operations.md, so that a metric or an alarm added later cannot be left out of them."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from devtools.template import load_template, resources_of_type
 from tests.conftest import ARCHIVER_FUNCTION, FUNCTIONS, SYNC_FUNCTION, load_event, repo_path
 
 TEMPLATE = load_template()
-ALARMS = resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
-README = repo_path("README.md").read_text(encoding="utf-8")
+MONITORING = load_template(monitoring.MONITORING)
+ALARMS = resources_of_type(MONITORING, "AWS::CloudWatch::Alarm")
+RUNBOOK = repo_path(monitoring.RUNBOOK).read_text(encoding="utf-8")
 
 
 def emitted_metrics() -> set[str]:
@@ -30,7 +31,7 @@ def emitted_metrics() -> set[str]:
 
 
 def test_every_metric_the_code_emits_is_on_the_dashboard():
-    [dashboard] = resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    [dashboard] = resources_of_type(MONITORING, "AWS::CloudWatch::Dashboard").values()
     body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
     names = emitted_metrics()
     assert len(names) > 20  # the scan found the code's metrics
@@ -39,11 +40,12 @@ def test_every_metric_the_code_emits_is_on_the_dashboard():
 
 def test_every_alarm_notifies_the_topic_and_has_its_runbook_entry():
     assert len(ALARMS) >= 8
-    headings = set(re.findall(r"^#### (\w+)$", README, flags=re.MULTILINE))
+    runbook = RUNBOOK[RUNBOOK.index("## Runbook") :]
+    headings = set(re.findall(r"^#### (\w+)$", runbook, flags=re.MULTILINE))
     for name, alarm in ALARMS.items():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
-        assert f"Runbook: README, section Runbook, {name}." in props["AlarmDescription"]["Fn::Sub"], name
+        assert f"Runbook: docs/operations.md, section Runbook, {name}." in props["AlarmDescription"]["Fn::Sub"], name
         assert name in headings, f"no runbook entry for {name}"
         # One series decides the alarm.
         assert sum(1 for metric in props["Metrics"] if metric.get("ReturnData") is True) == 1, name
@@ -88,7 +90,7 @@ def test_dashboard_and_alarms_watch_the_namespace_and_dimensions_emitted(push_en
             if stat and not stat["Metric"]["Namespace"].startswith("AWS/"):
                 dimensions = tuple((d["Name"], d["Value"]) for d in stat["Metric"].get("Dimensions", []))
                 watched.append((stat["Metric"]["Namespace"], dimensions))
-    [dashboard] = resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    [dashboard] = resources_of_type(MONITORING, "AWS::CloudWatch::Dashboard").values()
     for widget in json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])["widgets"]:
         for entry in widget.get("properties", {}).get("metrics", []):
             parts = [part for part in entry if isinstance(part, str)]
@@ -131,8 +133,39 @@ def test_alarms_can_reach_their_topic():
 
 
 def test_the_templates_alarms_and_dashboard_are_generated_from_the_push_types():
-    # Every push type is in every alarm and widget: the section is devtools/monitoring.py's
-    # output for the push types the layer knows (`make monitoring` rewrites it).
+    # Every push type is in every alarm and widget: monitoring.yaml, and the nested
+    # application in template.yaml that passes it every function's name, are
+    # devtools/monitoring.py's output for the push types the layer knows (`make
+    # monitoring` writes them).
     text = repo_path("template.yaml").read_text(encoding="utf-8")
     assert monitoring.with_section(text) == text, "run make monitoring"
-    assert all(f"Value: {kind}\n" in monitoring.section() for kind in PUSH_KINDS)
+    assert repo_path("monitoring.yaml").read_text(encoding="utf-8") == monitoring.nested_template(), (
+        "run make monitoring"
+    )
+    assert all(f"Value: {kind}\n" in monitoring.nested_template() for kind in PUSH_KINDS)
+    assert all(
+        f"        {kind.function}: !Ref {kind.function}\n" in monitoring.section() for kind in PUSH_KINDS.values()
+    )
+
+
+def test_template_yaml_holds_the_architecture_and_the_monitoring_is_nested():
+    # The generated alarms and dashboard were two thirds of template.yaml's lines.
+    text = repo_path("template.yaml").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 1200
+    assert not resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
+    assert not resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard")
+    [nested] = resources_of_type(TEMPLATE, "AWS::Serverless::Application").values()
+    assert nested["Properties"]["Location"] == "monitoring.yaml"
+    # The parent passes exactly what the nested template asks for, and each value is one
+    # of its own resources or parameters.
+    passed = nested["Properties"]["Parameters"]
+    assert set(passed) == set(MONITORING["Parameters"])
+    for value in passed.values():
+        name = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+        assert name in TEMPLATE["Resources"] or name in TEMPLATE["Parameters"] or name == "AWS::StackName", value
+    # The dashboard's output names the dashboard the nested stack makes.
+    assert "${Monitoring.Outputs.DashboardName}" in TEMPLATE["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+    assert MONITORING["Outputs"]["DashboardName"]["Value"] == {"Ref": "Dashboard"}
+    # Alarms notify the parent's topic, whose ARN the nested stack is given.
+    assert passed["AlarmTopic"] == {"Ref": "AlarmTopic"}
+    assert resources_of_type(TEMPLATE, "AWS::SNS::Topic").keys() == {"AlarmTopic"}

@@ -187,7 +187,7 @@ def test_samconfig_holds_no_secret():
     flat = repr(config)
     assert "parameter_overrides" not in flat or not SECRET_LIKE.search(flat.split("parameter_overrides")[1])
     deploy = config["default"]["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND"  # the monitoring is nested
     assert deploy["confirm_changeset"] is True
 
 

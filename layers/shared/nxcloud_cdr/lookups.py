@@ -1,5 +1,5 @@
 """The lookups: a record by id, its versions, and the six sparse indexes that find
-records by call time, number and binding (README, "Data model"), plus the scans an
+records by call time, number and binding (docs/data-model.md), plus the scans an
 operator runs. Every read returns items as :func:`.items.readable` spells them out."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class Lookups:
 
     def versions(self, nxcloud_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         """The other copies of a record that NXCLOUD sent (not the one shown), each with
-        its ``raw`` body, ``rank`` and ``receivedAt`` (README, "What wins when copies differ")."""
+        its ``raw`` body, ``rank`` and ``receivedAt`` (docs/guarantees.md, "One item per call")."""
         prefix = f"v#{kind}#" if kind else "v#"
         return [item for item in self._partition(nxcloud_id) if str(item["sk"]).startswith(prefix)]
 

@@ -179,7 +179,7 @@ def call_summary(
     hangup_cause: str = "",
     direction: Direction | None = None,
 ) -> dict[str, Any]:
-    """The call in the words every kind shares (README, "Data model"), what is known of
+    """The call in the words every kind shares (docs/data-model.md), what is known of
     it: the ``callSummary`` of a record's fields."""
     summary: dict[str, Any] = {
         "outcome": outcome,

@@ -3,7 +3,7 @@
 NXCLOUD says these things differently in each product (``callStatus`` 1 and Q.850
 codes in PNS, ``hangupReason`` 0-9 and SIP codes in the call-centre report, free text in
 the CDR page API). Each mapper turns its own codes into these words with the pure
-functions here, into the record's ``callSummary`` (README, "Data model"); the original
+functions here, into the record's ``callSummary`` (docs/data-model.md); the original
 codes stay beside them in ``fields`` and in ``raw``.
 """
 

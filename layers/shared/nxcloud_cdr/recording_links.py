@@ -37,7 +37,7 @@ LINK_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
 # (list field, link field of each entry): per-leg recordings.
 LEG_FIELDS: dict[str, tuple[str, str]] = {"pns_call_result": ("legList", "callRecordFile")}
 
-# Item attributes (README, "Recordings").
+# Item attributes (docs/recordings.md).
 STATE = "recordingState"
 ARCHIVE = "recordings"
 # Present while a recording of the item failed: the key of the sparse ByRecordingFailure

@@ -1,0 +1,121 @@
+"""The stack a command runs against: its store, clients and settings, from the local
+stack's state file or a deployed stack's outputs and parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from nxcloud_cdr.kinds import PUSH_KINDS
+from nxcloud_cdr.store import CallStore
+
+# A run of the sync may take the function's whole timeout; an Invoke is never repeated.
+INVOKE_CONFIG = Config(read_timeout=960, connect_timeout=10, retries={"total_max_attempts": 1})
+# The repository (tools/ is at its top), where `make local` (devtools/local_stack.py)
+# writes the local stack's state.
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_STATE = Path(os.environ.get("NXCDR_LOCAL_STATE") or REPO / ".local" / "stack.json")
+# The template's PushTokenOverlapHours default, for stacks that predate the parameter.
+DEFAULT_OVERLAP_HOURS = 72
+DEFAULT_TIMEZONE = "+08:00"
+
+
+@dataclass
+class Target:
+    store: CallStore
+    lambda_client: Any
+    sync_function: str
+    api_url: str
+    # Read only when needed (a replay): for a deployed stack it is a Secrets Manager call.
+    push_token: Callable[[], str]
+    # Deployed stacks only: makes a value the secret's AWSCURRENT version (a rotation).
+    put_push_token: Callable[[str], None] | None = None
+    # When the last rotation made the current token (None: never rotated).
+    last_rotation: Callable[[], datetime | None] = lambda: None
+    stack: str | None = None
+    overlap_hours: int = DEFAULT_OVERLAP_HOURS
+    # The stack's NxcloudTimezone: how the normalised fields are rebuilt from raw.
+    timezone: str = DEFAULT_TIMEZONE
+    # The recordings bucket and an S3 client for it (None: a stack from before recordings).
+    s3: Any = None
+    recordings_bucket: str | None = None
+
+
+def local_target(state_path: Path = LOCAL_STATE) -> Target:
+    if not state_path.exists():
+        raise SystemExit("the local stack is not running: start it with `make local`, or give --stack NAME")
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    # The local stack ignores credentials; boto3 only needs some.
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    dynamodb = session.client("dynamodb", endpoint_url=state["dynamodb"])
+    return Target(
+        store=CallStore(dynamodb, state["tables"]["CallRecordsTable"], state["tables"]["QuarantineTable"]),
+        lambda_client=session.client("lambda", endpoint_url=state["api"], config=INVOKE_CONFIG),
+        sync_function=state["functions"]["CcCdrSyncFunction"],
+        api_url=state["api"],
+        push_token=lambda: str(state["pushToken"]),
+        timezone=str(state.get("timezone") or DEFAULT_TIMEZONE),
+        s3=session.client("s3", endpoint_url=state["s3"]) if state.get("s3") else None,
+        recordings_bucket=state.get("recordingsBucket"),
+    )
+
+
+def deployed_target(stack: str, profile: str | None, region: str | None) -> Target:
+    session = boto3.Session(profile_name=profile, region_name=region)
+    description = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in description.get("Outputs", [])}
+    parameters = {item["ParameterKey"]: item.get("ParameterValue") for item in description.get("Parameters", [])}
+    needed = (
+        "CallRecordsTableName",
+        "QuarantineTableName",
+        "CcCdrSyncFunctionName",
+        "PushApiUrl",
+        "PushTokenSecretArn",
+    )
+    if missing := [name for name in needed if name not in outputs]:
+        raise SystemExit(f"stack {stack} has no output {', '.join(missing)}: is it an nxcloud-cdr stack?")
+
+    secret_id = outputs["PushTokenSecretArn"]
+    secrets_manager = session.client("secretsmanager")
+
+    def put_push_token(value: str) -> None:
+        # Secrets Manager labels the new version AWSCURRENT and moves AWSPREVIOUS to
+        # the version that was current: the functions accept both during the overlap.
+        secrets_manager.put_secret_value(SecretId=secret_id, SecretString=value)
+
+    def last_rotation() -> datetime | None:
+        try:
+            secrets_manager.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
+        except secrets_manager.exceptions.ResourceNotFoundException:
+            return None
+        created: datetime = secrets_manager.get_secret_value(SecretId=secret_id)["CreatedDate"]
+        return created
+
+    return Target(
+        store=CallStore(session.client("dynamodb"), outputs["CallRecordsTableName"], outputs["QuarantineTableName"]),
+        lambda_client=session.client("lambda", config=INVOKE_CONFIG),
+        sync_function=outputs["CcCdrSyncFunctionName"],
+        api_url=outputs["PushApiUrl"],
+        push_token=lambda: str(secrets_manager.get_secret_value(SecretId=secret_id)["SecretString"]).strip(),
+        put_push_token=put_push_token,
+        last_rotation=last_rotation,
+        stack=stack,
+        overlap_hours=int(parameters.get("PushTokenOverlapHours") or DEFAULT_OVERLAP_HOURS),
+        timezone=str(parameters.get("NxcloudTimezone") or DEFAULT_TIMEZONE),
+        # SigV4, so that a presigned URL works under the bucket's TLS-only, encrypted policy.
+        s3=session.client("s3", config=Config(signature_version="s3v4")),
+        recordings_bucket=outputs.get("RecordingsBucketName"),
+    )
+
+
+def push_urls(target: Target, token: str) -> dict[str, str]:
+    """The push URL of each push kind, with ``token`` in it."""
+    base = target.api_url.rstrip("/")
+    return {name: base + kind.path.replace("{token}", token) for name, kind in PUSH_KINDS.items()}

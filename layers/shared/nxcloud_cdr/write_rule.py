@@ -369,7 +369,11 @@ class RecordWriter:
             "sources": sorted(state.sources),
             "lastSeenAt": state.last_seen,
             "revision": int(stored.get("revision", 0)) + 1,
+            # When the item was first written: the join's receivedAt is its first copy's,
+            # which can be earlier; change events order an item's generations by it.
+            "createdAt": stored.get("createdAt") or stored.get("receivedAt"),
         }
+        item = {name: value for name, value in item.items() if value is not None}
         item = with_archive(item, stored, shown.recordings)
         if item_size(item) > MAX_ITEM_BYTES:  # the budget leaves room for this never to happen
             raise StoreError("the join of this record's copies does not fit one item")

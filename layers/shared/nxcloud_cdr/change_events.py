@@ -1,0 +1,297 @@
+"""What a change to a call's item tells other systems (pure): the change event put on
+the stack's EventBridge bus, and its row in the lake (``call_changes``).
+
+A change is read from a record of the table's stream (old and new images): an item
+created, changed in what its call's columns show, given its recording, or removed (by
+TTL: expired). Versions, the sync's state and changes that leave every column as it was
+make no event.
+
+The ordering key is ``record_version``: the item's ``revision`` (every write of an item
+after its first counts one) on top of its generation, the time the item was first
+written, in milliseconds x 10^6, so that a call that expired and was stored again orders
+after its expiry. The idempotency key is a function of the call, its version and
+whether the change removed it: the same for every redelivery of one change (and for a
+backfill's event of an item that did not change since), different for different changes.
+
+Events carry times as ISO-8601 text; the lake's row as epoch milliseconds, which the
+delivery stream's JSON reader turns into Parquet timestamps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from .dynamodb_types import deserialise
+from .items import readable
+from .kinds import normalised
+from .recording_links import ARCHIVE, ARCHIVED, STATE
+from .times import iso_utc
+
+SOURCE = "nxcloud.cdr"
+# major.minor: a minor version adds fields; a major one changes or removes one, and is
+# emitted beside the previous major version while consumers move (docs/events.md).
+SCHEMA_VERSION = "1.0"
+
+CREATED = "Call Record Created"
+UPDATED = "Call Record Updated"
+RECORDING_ARCHIVED = "Call Recording Archived"
+EXPIRED = "Call Record Expired"
+# A removal that is not TTL's: nothing of the stack's deletes a call, an operator may.
+DELETED = "Call Record Deleted"
+DETAIL_TYPES = (CREATED, UPDATED, RECORDING_ARCHIVED, EXPIRED, DELETED)
+REMOVALS = frozenset({EXPIRED, DELETED})
+
+# The call's columns, in order, with their type in the lake (Glue's names).
+COLUMNS: dict[str, str] = {
+    "call_id": "string",
+    "kind": "string",
+    "call_start_utc": "timestamp",
+    "call_end_utc": "timestamp",
+    "answer_utc": "timestamp",
+    "duration_sec": "bigint",
+    "outcome": "string",
+    "hangup_by": "string",
+    "hangup_cause": "string",
+    "direction": "string",
+    "caller_number": "string",
+    "callee_number": "string",
+    "did_number": "string",
+    "did_y_number": "string",
+    "bind_id": "string",
+    "customer_bind_id": "string",
+    "recording_state": "string",
+    "recording_key": "string",
+    "recording_keys": "array<string>",
+    "sources": "array<string>",
+    "first_seen_at": "timestamp",
+    "last_seen_at": "timestamp",
+    "record_version": "bigint",
+}
+# The row's columns before the call's, in the lake (``dt``, its partition, after).
+EVENT_COLUMNS: dict[str, str] = {
+    "event_id": "string",
+    "idempotency_key": "string",
+    "schema_version": "string",
+    "detail_type": "string",
+    "emitted_at": "timestamp",
+    "changed_fields": "array<string>",
+    "replayed": "boolean",
+}
+NUMBER_COLUMNS = ("caller_number", "callee_number", "did_number", "did_y_number")
+_TIMES = tuple(name for name, kind in COLUMNS.items() if kind == "timestamp")
+# Not a change of the call: every write moves it.
+_NOT_COMPARED = frozenset({"record_version"})
+# The item attribute each lookup column comes from (the normalised numbers and ids).
+_ITEM_ATTRIBUTES = {
+    "caller_number": "callerNumber",
+    "callee_number": "calleeNumber",
+    "did_number": "didNumber",
+    "did_y_number": "didYNumber",
+    "bind_id": "bindId",
+    "customer_bind_id": "customerBindId",
+}
+_SUMMARY_TIMES = {"call_start_utc": "startUtc", "call_end_utc": "endUtc", "answer_utc": "answerUtc"}
+_GENERATION_SCALE = 1_000_000
+# DynamoDB's TTL deletes as this principal (a removal by anyone else is a deletion).
+_TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class NumberPolicy:
+    """How phone numbers appear in events and the lake (parameter PhoneNumbers):
+    ``full``; ``hashed``, an HMAC-SHA-256 keyed with the stack's salt secret (the same
+    number always gives the same text, so joins still work; no one without the salt
+    can test a guess); ``none``."""
+
+    mode: str = "full"
+    salt: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("full", "hashed", "none"):
+            raise ValueError(f"phone numbers: full, hashed or none, not {self.mode!r}")
+        if self.mode == "hashed" and len(self.salt) < 16:
+            raise ValueError("phone numbers: hashed needs a salt of at least 16 bytes")
+
+    def show(self, number: str | None) -> str | None:
+        if number is None or self.mode == "full":
+            return number
+        if self.mode == "none":
+            return None
+        return hmac.new(self.salt, number.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def is_call_key(keys: dict[str, Any]) -> bool:
+    """A call's item (not one of its versions, nor the sync's state)."""
+    return str(keys.get("pk", "")).startswith("ID#") and not str(keys.get("sk", "v#")).startswith("v#")
+
+
+def _epoch_ms(text: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def record_version(item: dict[str, Any]) -> int:
+    """The item's generation (when it was first written, ms) x 10^6 plus its revision."""
+    first = str(item.get("createdAt") or item.get("receivedAt") or "")
+    generation = (_epoch_ms(first) or 0) if first else 0
+    revision = min(int(item.get("revision") or 0), _GENERATION_SCALE - 1)
+    return generation * _GENERATION_SCALE + revision
+
+
+def _archived_keys(item: dict[str, Any]) -> list[str]:
+    """The S3 keys of the item's archived recordings, the call's own first."""
+    entries = item.get(ARCHIVE) or {}
+    names = sorted(entries, key=lambda name: (name != "call", name))
+    return [
+        str(entries[name]["s3Key"])
+        for name in names
+        if isinstance(entries[name], dict) and entries[name].get("status") == ARCHIVED and entries[name].get("s3Key")
+    ]
+
+
+def _summary(shown: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    if "callSummary" in shown:  # an item that shows a join
+        return dict(shown["callSummary"])
+    fields, _ = normalised(shown, zone)
+    summary = fields.get("callSummary")
+    return dict(summary) if isinstance(summary, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def call_of(item: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> dict[str, Any]:
+    """The call's columns of a stored item (deserialised), as an event shows them."""
+    shown = readable(item)
+    summary = _summary(shown, zone)
+    keys = _archived_keys(item)
+    call: dict[str, Any] = {
+        "call_id": str(shown["nxcloudId"]),
+        "kind": str(shown["kind"]),
+        "call_start_utc": _text(summary.get("startUtc")) or _text(item.get("callStartUtc")),
+        "call_end_utc": _text(summary.get("endUtc")),
+        "answer_utc": _text(summary.get("answerUtc")),
+        "duration_sec": _int(item.get("durationSec", summary.get("durationSec"))),
+        "outcome": _text(item.get("statusName")) or _text(summary.get("outcome")),
+        "hangup_by": _text(summary.get("hangupBy")),
+        "hangup_cause": _text(summary.get("hangupCause")),
+        "direction": _text(summary.get("direction")),
+        **{column: _text(item.get(attribute)) for column, attribute in _ITEM_ATTRIBUTES.items()},
+        "recording_state": _text(item.get(STATE)),
+        "recording_key": keys[0] if keys else None,
+        "recording_keys": keys,
+        "sources": sorted({str(source) for source in (item.get("sources") or [item.get("source")]) if source}),
+        "first_seen_at": _text(item.get("receivedAt")),
+        "last_seen_at": _text(item.get("lastSeenAt")) or _text(item.get("receivedAt")),
+        "record_version": record_version(item),
+    }
+    for column in NUMBER_COLUMNS:
+        call[column] = numbers.show(call[column])
+    return call
+
+
+def idempotency_key(call: dict[str, Any], removed: bool) -> str:
+    text = f"{call['kind']}\x00{call['call_id']}\x00{call['record_version']}\x00{'removed' if removed else 'live'}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Change:
+    detail_type: str
+    call: dict[str, Any]
+    changed_fields: tuple[str, ...]
+    replayed: bool = False
+
+    @property
+    def removed(self) -> bool:
+        return self.detail_type in REMOVALS
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.call, self.removed)
+
+    @property
+    def call_date(self) -> str:
+        """The lake's partition: the call's start date (UTC), else the date it was
+        first heard of."""
+        moment = self.call["call_start_utc"] or self.call["first_seen_at"] or "1970-01-01"
+        return str(moment)[:10]
+
+    def detail(self, event_id: str, emitted_at: datetime) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "schemaVersion": SCHEMA_VERSION,
+                "eventId": event_id,
+                "idempotencyKey": self.idempotency_key,
+                "emittedAt": iso_utc(emitted_at),
+                "replayed": self.replayed,
+            },
+            "call": self.call,
+            "changedFields": list(self.changed_fields),
+        }
+
+    def lake_row(self, event_id: str, emitted_at: datetime) -> dict[str, Any]:
+        """The change's row in ``call_changes``: flat, times in epoch milliseconds."""
+        call = {name: _epoch_ms(value) if name in _TIMES and value else value for name, value in self.call.items()}
+        return {
+            "event_id": event_id,
+            "idempotency_key": self.idempotency_key,
+            "schema_version": SCHEMA_VERSION,
+            "detail_type": self.detail_type,
+            "emitted_at": int(emitted_at.timestamp() * 1000),
+            "changed_fields": list(self.changed_fields),
+            "replayed": self.replayed,
+            **call,
+            "dt": self.call_date,
+        }
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(name for name in COLUMNS if name not in _NOT_COMPARED and old.get(name) != new.get(name))
+
+
+def change_of(record: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> Change | None:
+    """The change a record of the table's stream (Lambda's form) makes to a call;
+    None for what is no change of a call."""
+    stream = record.get("dynamodb") or {}
+    if not is_call_key(deserialise(stream.get("Keys") or {})):
+        return None
+    name = record.get("eventName")
+    old_image, new_image = stream.get("OldImage"), stream.get("NewImage")
+    if name == "REMOVE" and old_image:
+        identity = record.get("userIdentity") or {}
+        by_ttl = identity.get("type") == "Service" and identity.get("principalId") == _TTL_PRINCIPAL
+        return Change(EXPIRED if by_ttl else DELETED, call_of(deserialise(old_image), zone, numbers), ())
+    if not new_image:
+        return None
+    new = call_of(deserialise(new_image), zone, numbers)
+    if name == "INSERT" or not old_image:
+        valued = {name: value for name, value in new.items() if value not in (None, [])}
+        return Change(CREATED, new, _changed({}, valued))  # every column it has a value in
+    old = call_of(deserialise(old_image), zone, numbers)
+    changed = _changed(old, new)
+    if not changed:
+        return None
+    landed = set(new["recording_keys"]) - set(old["recording_keys"])
+    return Change(RECORDING_ARCHIVED if landed else UPDATED, new, changed)
+
+
+def replay_of(item: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> Change:
+    """A stored item as a backfill publishes it again: its change at its current
+    version (the idempotency key of the event that version made, if one was put)."""
+    call = call_of(item, zone, numbers)
+    return Change(CREATED if int(item.get("revision") or 0) == 0 else UPDATED, call, (), replayed=True)

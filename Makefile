@@ -14,7 +14,7 @@ CHECK_REGION := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 # sam build runs the python3.13 it finds on PATH: the project's virtualenv gives it.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local monitoring nxcloud invoke upgrade
+.PHONY: help deps lint test test-fast build bench deploy deploy-guided events clean local monitoring lake nxcloud invoke upgrade
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -53,10 +53,10 @@ lint: deps  ## ruff, mypy, cfn-lint, sam validate --lint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/nxcloud_cdr functions devtools tools tests bench
-	$(VENV)/bin/cfn-lint template.yaml monitoring.yaml
+	$(VENV)/bin/cfn-lint template.yaml monitoring.yaml lake.yaml
 	$(CHECK_REGION) $(SAM) validate --lint
 	# Every finding is fixed or skipped in the template with its reason (Metadata: checkov).
-	.venv-checkov/bin/checkov -f template.yaml -f monitoring.yaml --framework cloudformation --compact --quiet --skip-download
+	.venv-checkov/bin/checkov -f template.yaml -f monitoring.yaml -f lake.yaml --framework cloudformation --compact --quiet --skip-download
 
 test: deps lint  ## Everything CI runs: lint, unit, DynamoDB Local and sam build tests
 	$(PY) -m pytest
@@ -77,7 +77,7 @@ DEPLOY_ENVS = $(shell sed -n 's/^\[\([A-Za-z0-9_-]*\)\.deploy\.parameters\].*/\1
 comma := ,
 space := $() $()
 ifneq ($(filter deploy deploy-guided upgrade,$(MAKECMDGOALS)),)
-ifeq ($(filter $(ENV),$(DEPLOY_ENVS)),)
+ifneq ($(words $(ENV)) $(filter $(ENV),$(DEPLOY_ENVS)),1 $(ENV))
 $(error unknown environment ENV=$(ENV): samconfig.toml has $(subst $(space),$(comma)$(space),$(strip $(DEPLOY_ENVS))))
 endif
 endif
@@ -92,6 +92,9 @@ deploy-guided: build  ## The same, asking for every setting (the defaults deploy
 
 monitoring: $(VENV)/.installed  ## Regenerate monitoring.yaml (alarms, dashboard) and its nested application in template.yaml
 	$(PY) -m devtools.monitoring
+
+lake: $(VENV)/.installed  ## Regenerate lake.yaml's view of calls from sql/calls.sql (devtools/lake_template.py)
+	$(PY) -m devtools.lake_template
 
 local: deps  ## Run the product locally: push API on :3000, DynamoDB Local, stand-in NXCLOUD (Ctrl-C stops)
 	$(PY) -m devtools.local_stack $(LOCAL_ARGS)

@@ -260,6 +260,11 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--days", type=int, default=2, help="records spread over the last N days")
     arguments = parser.parse_args()
+    from .local_stack import busy_port  # noqa: PLC0415 - it imports this module
+
+    busy = busy_port({"the NXCLOUD stand-in": arguments.port})
+    if busy:
+        raise SystemExit(busy.replace("local stack: ", "fake NXCLOUD: ", 1))
     now = int(time.time() * 1000)
     span = arguments.days * 86_400_000
     fake = FakeNxcloud(generate_records(arguments.records, now - span, span), port=arguments.port).start()

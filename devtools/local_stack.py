@@ -10,7 +10,11 @@
 - the stand-in NXCLOUD CDR page API, which the local sync reads;
 - the recording archiver on the records table's stream (DynamoDB Local's, with the
   template's filter), fetching from a stand-in of NXCLOUD's recording storage (HTTPS on
-  loopback, its own CA) into S3 (moto's server on loopback).
+  loopback, its own CA) into S3 (moto's server on loopback);
+- the change publisher on the same stream, putting events on a stand-in of the stack's
+  EventBridge bus (a sink file, ``.local/events/events.jsonl``) and rows into a stand-in
+  of its Firehose delivery stream (Parquet under ``.local/lake/``, within a minute or at
+  once with ``nxcdr lake flush``), both served by devtools/lake_local.py.
 
 Secrets come from ``local.env`` (git-ignored; created with local defaults on first run).
 Ctrl-C stops everything, DynamoDB Local's Java process included.
@@ -38,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -45,6 +50,7 @@ from . import REPO_ROOT
 from .dynamodb_local import DynamoDBLocal
 from .events import http_api_event
 from .fake_nxcloud import DEFAULT_ACCESS_KEY, DEFAULT_ACCESS_SECRET, FakeNxcloud, generate_records
+from .lake_local import LocalLake, default_paths
 from .recording_host import RecordingHost
 from .s3_local import LocalS3
 from .streams import StreamPump
@@ -63,6 +69,12 @@ LOCAL_ENV = Path(os.environ.get("NXCDR_LOCAL_ENV") or REPO_ROOT / "local.env")
 STATE_FILE = Path(os.environ.get("NXCDR_LOCAL_STATE") or REPO_ROOT / ".local" / "stack.json")
 TABLES = {"CallRecordsTable": "nxcloud-cdr-records", "QuarantineTable": "nxcloud-cdr-quarantine"}
 RECORDINGS_BUCKET = "nxcloud-cdr-recordings"
+# The local stack's name is nxcloud-cdr (its tables' prefix): its bus (template.yaml's
+# ChangeEventBus, ${AWS::StackName}-calls) and its delivery stream (lake.yaml's
+# ${StackName}-call-changes) are named as a deployed stack's would be.
+LOCAL_STACK_NAME = "nxcloud-cdr"
+EVENT_BUS = f"{LOCAL_STACK_NAME}-calls"
+DELIVERY_STREAM = f"{LOCAL_STACK_NAME}-call-changes"
 LOCAL_DEFAULTS = {
     # Local values, safe to print: this stack listens on loopback only.
     "PUSH_TOKEN": "local-example-token",
@@ -123,8 +135,12 @@ class LocalStack:
         records: int,
         s3_port: int = 0,
         recordings_port: int = 0,
+        lake_port: int = 0,
     ) -> None:
         self.api_port = api_port
+        self.lake = LocalLake(
+            default_paths(STATE_FILE.parent), lake_port, bus_names=[EVENT_BUS], stream_names=[DELIVERY_STREAM]
+        )
         self.dynamodb = DynamoDBLocal(dynamodb_port)
         self.s3 = LocalS3(s3_port or None)
         self.recording_host = RecordingHost(recordings_port)
@@ -151,6 +167,7 @@ class LocalStack:
         create_tables(client, TABLES, self.template)
         self.s3.start().client().create_bucket(Bucket=RECORDINGS_BUCKET)
         self.recording_host.start()
+        self.lake.start()
         if self.nxcloud_port is not None:
             now = int(time.time() * 1000)
             span = 2 * 86_400_000
@@ -172,6 +189,7 @@ class LocalStack:
                     function_timeout(name, self.template),
                 )
         self._start_pumps()
+        self.lake.start_timer()
         self.server = HTTPServer(("127.0.0.1", self.api_port), self._request_handler())
         state = {
             "api": f"http://127.0.0.1:{self.server.server_address[1]}",
@@ -184,6 +202,13 @@ class LocalStack:
             "s3": self.s3.endpoint,
             "recordingsBucket": RECORDINGS_BUCKET,
             "recordingHost": self.recording_host.url(""),
+            "lake": {
+                "endpoint": self.lake.endpoint,
+                "dir": str(self.lake.paths.lake),
+                "eventsFile": str(self.lake.paths.events),
+                "eventBus": EVENT_BUS,
+                "deliveryStream": DELIVERY_STREAM,
+            },
         }
         STATE_FILE.parent.mkdir(exist_ok=True)
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -198,6 +223,9 @@ class LocalStack:
             "NxcloudApiCredentialsSecret": "",
             "RecordingsBucket": RECORDINGS_BUCKET,
             "RecordingFailuresQueue": "",  # no queue locally: the items say what failed
+            "ChangeEventBus": EVENT_BUS,
+            "PhoneNumberSaltSecret": "",  # numbers in full locally (PhoneNumbers' default)
+            "AWS::StackName": LOCAL_STACK_NAME,
         }
         environment: dict[str, str] = {}
         for name, resource in self.template["Resources"].items():
@@ -220,6 +248,13 @@ class LocalStack:
                 "RECORDING_HOSTS": "localhost",
                 "RECORDING_ALLOWED_NETWORKS": "127.0.0.0/8",
                 "RECORDING_CA_FILE": self.recording_host.ca_file,
+                # The bus and the delivery stream: the stand-ins (devtools/lake_local.py);
+                # the lake is on locally, whatever LakeEnabled's default. The SDK's
+                # variable is named after the service's id: EventBridge, not events.
+                "AWS_ENDPOINT_URL_EVENTBRIDGE": self.lake.endpoint,
+                "AWS_ENDPOINT_URL_FIREHOSE": self.lake.endpoint,
+                "EVENT_BUS_NAME": EVENT_BUS,
+                "DELIVERY_STREAM_NAME": DELIVERY_STREAM,
             }
         )
         if self.fake is not None:
@@ -324,7 +359,7 @@ class LocalStack:
         self._stop_pumps.set()
         if self.server is not None:
             self.server.server_close()
-        for stop in (self.recording_host.stop, self.s3.stop):
+        for stop in (self.recording_host.stop, self.s3.stop, self.lake.stop):  # the lake writes what it buffers
             try:
                 stop()
             except Exception as exc:  # one part failing to stop must not leave the others running
@@ -333,6 +368,21 @@ class LocalStack:
             self.fake.stop()
         self.dynamodb.stop()
         STATE_FILE.unlink(missing_ok=True)
+
+
+def running_stack(state_file: Path) -> str | None:
+    """The push API of the local stack whose state ``state_file`` holds, when it still
+    answers there; None when there is none (or it is gone, its file left behind)."""
+    try:
+        api = str(json.loads(state_file.read_text(encoding="utf-8"))["api"])
+        host, port = urlsplit(api).hostname, urlsplit(api).port
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        with socket.create_connection((host or "127.0.0.1", port or 80), timeout=1):
+            return api
+    except OSError:
+        return None
 
 
 def busy_port(ports: dict[str, int]) -> str | None:
@@ -366,6 +416,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nxcloud-port", type=int, default=int(os.environ.get("LOCAL_NXCLOUD_PORT", "8089")))
     parser.add_argument("--s3-port", type=int, default=int(os.environ.get("LOCAL_S3_PORT", "4569")))
     parser.add_argument("--recordings-port", type=int, default=int(os.environ.get("LOCAL_RECORDINGS_PORT", "8443")))
+    # Any free port by default: what uses it finds it in the state file (and in the
+    # functions' environment), so a second stack never collides on it.
+    parser.add_argument("--lake-port", type=int, default=int(os.environ.get("LOCAL_LAKE_PORT", "0")))
     parser.add_argument("--no-nxcloud", action="store_true", help="do not start the stand-in NXCLOUD API")
     parser.add_argument("--records", type=int, default=300, help="records the stand-in NXCLOUD serves (last 2 days)")
     arguments = parser.parse_args(argv)
@@ -376,10 +429,19 @@ def main(argv: list[str] | None = None) -> None:
             "the NXCLOUD stand-in": 0 if arguments.no_nxcloud else arguments.nxcloud_port,
             "S3": arguments.s3_port,
             "the recording host stand-in": arguments.recordings_port,
+            "the bus and delivery stream stand-in": arguments.lake_port,
         }
     )
     if busy:
         raise SystemExit(busy)
+    running = running_stack(STATE_FILE)
+    if running:
+        # Its state file is what ./nxcdr reads: this stack must not take it over (nor
+        # remove it when it stops) while that one runs.
+        raise SystemExit(
+            f"local stack: one is already running (push API {running}, state in {STATE_FILE}): stop it first,"
+            " or give this one a state file of its own, NXCDR_LOCAL_STATE=<path> (./nxcdr reads the same variable)"
+        )
     stack = LocalStack(
         api_port=arguments.port,
         dynamodb_port=arguments.dynamodb_port,
@@ -387,6 +449,7 @@ def main(argv: list[str] | None = None) -> None:
         records=arguments.records,
         s3_port=arguments.s3_port,
         recordings_port=arguments.recordings_port,
+        lake_port=arguments.lake_port,
     )
 
     def shut_down(signum: int, _frame: Any) -> None:
@@ -408,6 +471,9 @@ def main(argv: list[str] | None = None) -> None:
             f"  NXCLOUD stand-in {state['nxcloud'] or '(off)'}",
             f"  recordings      archived from the stand-in host {state['recordingHost']} (any .mp3 path)"
             f" into S3 {state['s3']} bucket {RECORDINGS_BUCKET}",
+            f"  change events   bus {EVENT_BUS} -> {state['lake']['eventsFile']}",
+            f"  lake            stream {DELIVERY_STREAM} -> Parquet under {state['lake']['dir']}"
+            " (within a minute; at once: ./nxcdr lake flush)",
             f"  settings from {LOCAL_ENV.name}: PUSH_TOKEN={token}, "
             f"NXCLOUD_ACCESS_KEY={os.environ['NXCLOUD_ACCESS_KEY']}",
             "  try: ./nxcdr list    ./nxcdr list --kind cc_cdr (after a sync)    ./nxcdr --help",

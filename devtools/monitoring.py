@@ -30,8 +30,11 @@ NAMESPACE = "NxcloudCdr"
 SYNC_KIND = "cc_cdr"
 KINDS = list(PUSH_KINDS)
 PUSH_FUNCTIONS = [kind.function for kind in PUSH_KINDS.values()]
-FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction", "RecordingArchiverFunction"]
+FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction", "RecordingArchiverFunction", "ChangePublisherFunction"]
 RECORDINGS = "archive"
+# The change publisher's dimension (Events=publish) and the lake's delivery stream.
+EVENTS = "publish"
+LAKE_STREAM = "${DeliveryStreamName}"
 PUSH_FUNCTION_LOG_GROUPS = [f"/aws/lambda/${{{function}}}" for function in PUSH_FUNCTIONS]
 
 Series = tuple[str, str, str, str]  # namespace, metric, dimension, value
@@ -50,6 +53,17 @@ def _sync_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
 
 def _recording_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
     return [[NAMESPACE, metric, "Recordings", RECORDINGS, {"label": metric, "stat": stat}] for metric in metrics]
+
+
+def _event_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
+    return [[NAMESPACE, metric, "Events", EVENTS, {"label": metric, "stat": stat}] for metric in metrics]
+
+
+def _lake_lines(metrics: list[str], stat: str = "Sum") -> list[list[Any]]:
+    return [
+        ["AWS/Firehose", metric, "DeliveryStreamName", LAKE_STREAM, {"label": metric, "stat": stat}]
+        for metric in metrics
+    ]
 
 
 def _lambda_lines(metric: str, stat: str) -> list[list[Any]]:
@@ -218,6 +232,45 @@ def dashboard() -> dict[str, Any]:
             38,
             stat="Maximum",
         ),
+        _widget(
+            "Change events: published, no change, failed (retried), errors",
+            _event_lines(
+                ["ChangesPublished", "NoChange", "EventsFailed", "LakeRowsFailed", "ChangeErrors", "PublisherUnready"]
+            ),
+            0,
+            44,
+        ),
+        _widget(
+            "Change events: publisher behind the table (iterator age, ms), given up",
+            [
+                [
+                    "AWS/Lambda",
+                    "IteratorAge",
+                    "FunctionName",
+                    "${ChangePublisherFunction}",
+                    {"label": "iterator age", "stat": "Maximum"},
+                ],
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    "${ChangeEventFailuresQueueName}",
+                    {"label": "given up", "stat": "Maximum", "yAxis": "right"},
+                ],
+            ],
+            8,
+            44,
+            stat="Maximum",
+        ),
+        _widget(
+            "Lake (Firehose): rows in, delivered, converted, failed conversion",
+            _lake_lines(
+                ["IncomingRecords", "DeliveryToS3.Records", "SucceedConversion.Records", "FailedConversion.Records"]
+            )
+            + _lake_lines(["DeliveryToS3.DataFreshness"], "Maximum"),
+            16,
+            44,
+        ),
     ]
     return {"widgets": widgets}
 
@@ -243,7 +296,7 @@ def _metrics_yaml(series: list[Series], label: str, *, period: int = 300, stat: 
             Stat: {stat}"""
         )
     ids = ",".join(f"m{number}" for number in range(len(series)))
-    function = "MAX" if stat == "Maximum" else "SUM"
+    function = {"Maximum": "MAX", "Minimum": "MIN"}.get(stat, "SUM")
     lines.append(
         f"""        - Id: total
           Label: {label}
@@ -293,8 +346,30 @@ def _recordings(metric: str) -> Series:
     return (NAMESPACE, metric, "Recordings", RECORDINGS)
 
 
+def _events(metric: str) -> Series:
+    return (NAMESPACE, metric, "Events", EVENTS)
+
+
+def _lake(metric: str) -> Series:
+    return ("AWS/Firehose", metric, "DeliveryStreamName", "!Ref DeliveryStreamName")
+
+
 def _lambda(metric: str) -> list[Series]:
     return [("AWS/Lambda", metric, "FunctionName", f"!Ref {function}") for function in FUNCTIONS]
+
+
+def _behind_alarm(name: str, description: str, function: str, milliseconds: int) -> str:
+    """A stream consumer further behind its stream than ``milliseconds``."""
+    metrics = _metrics_yaml(
+        [("AWS/Lambda", "IteratorAge", "FunctionName", f"!Ref {function}")], "IteratorAge", stat="Maximum"
+    )
+    return _alarm(name, description, metrics, milliseconds, comparison="GreaterThanThreshold")
+
+
+def _queue_alarm(name: str, description: str, queue: str) -> str:
+    """Anything in a queue of what a function gave up on."""
+    series = [("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", f"!Ref {queue}Name")]
+    return _alarm(name, description, _metrics_yaml(series, f"Messages in {queue}", stat="Maximum"), 1)
 
 
 def alarms() -> list[str]:
@@ -376,34 +451,72 @@ def alarms() -> list[str]:
             ),
             1,
         ),
-        _alarm(
+        _queue_alarm(
             "RecordingsGivenUpAlarm",
             "The archiver gave up on a recording, or on stream records after every retry: "
             "they are in the RecordingFailuresQueue, their calls in nxcdr recordings --failed.",
+            "RecordingFailuresQueue",
+        ),
+        _behind_alarm(
+            "RecordingsBehindAlarm",
+            "The archiver is more than an hour behind the table (the stream keeps records for 24 hours).",
+            "RecordingArchiverFunction",
+            3_600_000,
+        ),
+        _alarm(
+            "ChangeEventsFailingAlarm",
+            "A change event or its lake row was not put after every try (Lambda tries the batch again), "
+            "or the publisher could not read a change or the phone-number salt.",
             _metrics_yaml(
                 [
-                    (
-                        "AWS/SQS",
-                        "ApproximateNumberOfMessagesVisible",
-                        "QueueName",
-                        "!Ref RecordingFailuresQueueName",
-                    )
+                    _events("EventsFailed"),
+                    _events("LakeRowsFailed"),
+                    _events("ChangeErrors"),
+                    _events("PublisherUnready"),
                 ],
-                "Messages in RecordingFailuresQueue",
-                stat="Maximum",
+                "EventsFailed, LakeRowsFailed, ChangeErrors and PublisherUnready",
             ),
             1,
         ),
+        _queue_alarm(
+            "ChangeEventsGivenUpAlarm",
+            "The publisher gave up on stream records after every retry: their changes are in "
+            "ChangeEventFailuresQueue; nxcdr lake backfill publishes every call again.",
+            "ChangeEventFailuresQueue",
+        ),
+        _behind_alarm(
+            "ChangeEventsBehindAlarm",
+            "The change publisher is more than 10 minutes behind the table: subscribers and the lake get changes late.",
+            "ChangePublisherFunction",
+            600_000,
+        ),
         _alarm(
-            "RecordingsBehindAlarm",
-            "The archiver is more than an hour behind the table (the stream keeps records for 24 hours).",
+            "LakeDeliveryFailingAlarm",
+            "The lake's delivery stream could not write to S3 (its rows wait in the stream for up to a day).",
+            _metrics_yaml([_lake("DeliveryToS3.Success")], "DeliveryToS3.Success", stat="Minimum"),
+            1,
+            comparison="LessThanThreshold",
+            condition="LakeOn",
+        ),
+        _alarm(
+            "LakeRowsRejectedAlarm",
+            "The lake's delivery stream put rows in its error output (a row Parquet conversion refused, "
+            "or too many partitions at once) instead of the lake.",
             _metrics_yaml(
-                [("AWS/Lambda", "IteratorAge", "FunctionName", "!Ref RecordingArchiverFunction")],
-                "IteratorAge",
-                stat="Maximum",
+                [_lake("FailedConversion.Records"), _lake("PartitionCountExceeded")],
+                "FailedConversion.Records and PartitionCountExceeded",
             ),
-            3_600_000,
+            1,
+            condition="LakeOn",
+        ),
+        _alarm(
+            "LakeBehindAlarm",
+            "The oldest row in the lake's delivery stream is more than 30 minutes old: rows reach S3 late.",
+            _metrics_yaml([_lake("DeliveryToS3.DataFreshness")], "DeliveryToS3.DataFreshness", stat="Maximum"),
+            1800,
             comparison="GreaterThanThreshold",
+            periods=3,
+            condition="LakeOn",
         ),
         _alarm(
             "NoRecordsAlarm",
@@ -431,6 +544,14 @@ PASSED: dict[str, tuple[str, str]] = {
     "RecordingFailuresQueueName": (
         "!GetAtt RecordingFailuresQueue.QueueName",
         "Name of the queue of what the archiver gave up on",
+    ),
+    "ChangeEventFailuresQueueName": (
+        "!GetAtt ChangeEventFailuresQueue.QueueName",
+        "Name of the queue of the stream records the change publisher gave up on",
+    ),
+    "DeliveryStreamName": (
+        "!If [LakeOn, !GetAtt Lake.Outputs.DeliveryStreamName, '']",
+        "Name of the lake's delivery stream; empty without a lake (LakeEnabled=false)",
     ),
     "SyncLagAlarmSeconds": ("!Ref SyncLagAlarmSeconds", "As template.yaml's parameter"),
     "NoRecordsAlarmHours": ("!Ref NoRecordsAlarmHours", "As template.yaml's parameter"),
@@ -464,7 +585,9 @@ def nested_template() -> str:
         HEADER
         + "Parameters:\n"
         + parameters
-        + '\nConditions:\n  NoRecordsAlarmOn: !Not [!Equals [!Ref NoRecordsAlarmHours, "0"]]\n'
+        + "\nConditions:\n"
+        + '  NoRecordsAlarmOn: !Not [!Equals [!Ref NoRecordsAlarmHours, "0"]]\n'
+        + '  LakeOn: !Not [!Equals [!Ref DeliveryStreamName, ""]]\n'
         + "\nResources:\n"
         + "\n".join([*alarms(), dashboard_yaml])
         + "\nOutputs:\n  DashboardName:\n    Value: !Ref Dashboard\n"

@@ -9,6 +9,8 @@ The local stack runs one in a thread for the recording archiver; functional test
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -23,25 +25,36 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 def matches(pattern: Any, value: Any) -> bool:
     """The part of Lambda's event filtering the template uses: objects match key by
-    key, a list of values matches a value equal to one of them."""
+    key, a list of options matches a value equal to one of them or, for an option
+    ``{"prefix": text}``, a string that starts with it."""
     if isinstance(pattern, dict):
         return isinstance(value, dict) and all(
             key in value and matches(inner, value[key]) for key, inner in pattern.items()
         )
     if isinstance(pattern, list):
-        if any(isinstance(option, dict) for option in pattern):
-            raise NotImplementedError("content filters (prefix, exists, ...) are not supported here")
-        return value in pattern
+        return any(_option_matches(option, value) for option in pattern)
     return bool(pattern == value)
 
 
+def _option_matches(option: Any, value: Any) -> bool:
+    if not isinstance(option, dict):
+        return bool(option == value)
+    if set(option) == {"prefix"}:
+        return isinstance(value, str) and value.startswith(option["prefix"])
+    raise NotImplementedError(f"content filter {sorted(option)} is not supported here (prefix is)")
+
+
+def lambda_json(value: Any) -> Any:
+    # Lambda's event is JSON: a binary attribute arrives as base64 text, a time as epoch seconds.
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    raise TypeError(f"{type(value).__name__} in a stream record")
+
+
 def _lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    event = dict(record)
-    stream = dict(event["dynamodb"])
-    moment = stream.get("ApproximateCreationDateTime")
-    if isinstance(moment, datetime):
-        stream["ApproximateCreationDateTime"] = int(moment.timestamp())
-    event["dynamodb"] = stream
+    event: dict[str, Any] = json.loads(json.dumps(record, default=lambda_json))
     event["eventSourceARN"] = stream_arn
     return event
 

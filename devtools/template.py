@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +170,13 @@ def http_routes(template: dict[str, Any] | None = None) -> list[Route]:
     return routes
 
 
-def _resolve(value: Any, parameters: dict[str, Any], resources: dict[str, str]) -> Any:
+def _resolve(
+    value: Any, parameters: dict[str, Any], resources: dict[str, str], conditions: dict[str, bool] | None = None
+) -> Any:
     """A template value with Ref resolved from parameter defaults and ``resources``
-    (logical id -> local value); other intrinsics are not used in environments."""
+    (logical id, or a pseudo parameter such as ``AWS::StackName`` -> local value), a
+    Sub of such names, and an If by the conditions at the parameters' defaults; other
+    intrinsics are not used in environments."""
     if isinstance(value, dict) and set(value) == {"Ref"}:
         name = value["Ref"]
         if name in resources:
@@ -179,6 +184,13 @@ def _resolve(value: Any, parameters: dict[str, Any], resources: dict[str, str]) 
         if name in parameters:
             return str(parameters[name].get("Default", ""))
         raise KeyError(f"cannot resolve Ref {name} locally")
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return re.sub(
+            r"\$\{([\w:]+)\}", lambda match: str(_resolve({"Ref": match[1]}, parameters, resources)), value["Fn::Sub"]
+        )
+    if isinstance(value, dict) and set(value) == {"Fn::If"} and conditions is not None:
+        condition, when_true, when_false = value["Fn::If"]
+        return _resolve(when_true if conditions[condition] else when_false, parameters, resources, conditions)
     return value
 
 
@@ -193,7 +205,8 @@ def function_environment(
     variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
     variables.update(own)
-    environment = {name: str(_resolve(value, parameters, resources)) for name, value in variables.items()}
+    conditions = _condition_values(template, {})
+    environment = {name: str(_resolve(value, parameters, resources, conditions)) for name, value in variables.items()}
     return {name: value for name, value in environment.items() if value != ""}
 
 

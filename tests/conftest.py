@@ -28,10 +28,12 @@ FUNCTIONS = {
 }
 SYNC_FUNCTION = "CcCdrSyncFunction"
 ARCHIVER_FUNCTION = "RecordingArchiverFunction"
+PUBLISHER_FUNCTION = "ChangePublisherFunction"
 ALL_FUNCTIONS = {
     **FUNCTIONS,
     SYNC_FUNCTION: REPO_ROOT / "functions" / "cc_cdr_sync" / "app.py",
     ARCHIVER_FUNCTION: REPO_ROOT / "functions" / "recording_archiver" / "app.py",
+    PUBLISHER_FUNCTION: REPO_ROOT / "functions" / "change_publisher" / "app.py",
 }
 
 # Never reach a real account from a test, whatever the developer's shell holds.

@@ -3,6 +3,7 @@ from template.yaml so that the tests cannot drift from the deployed schema."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,9 @@ from nxcloud_cdr.sync_state import SyncState
 from nxcloud_cdr.write_rule import RecordWriter
 
 from devtools.dynamodb_local import DynamoDBLocal
-from devtools.fake_nxcloud import FakeNxcloud
-from devtools.template import create_tables
+from devtools.fake_nxcloud import FakeNxcloud, generate_records
+from devtools.streams import StreamPump
+from devtools.template import create_tables, stream_sources
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -129,3 +131,25 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 
     monkeypatch.setattr(BaseClient, "_make_api_call", record)
     return made
+
+
+@pytest.fixture
+def live_nxcloud(ddb, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNxcloud]:
+    """The stand-in NXCLOUD serving 40 records of the last hours, and the sync
+    function's environment pointing at it (the real clock: the function's own)."""
+    now_ms = int(time.time() * 1000)
+    with FakeNxcloud(generate_records(40, now_ms - 3 * 3600 * 1000, 2 * 3600 * 1000)) as fake:
+        monkeypatch.setenv("NXCLOUD_API_BASE_URL", fake.base_url)
+        monkeypatch.setenv("NXCLOUD_ACCESS_KEY", fake.access_key)
+        monkeypatch.setenv("NXCLOUD_ACCESS_SECRET", fake.access_secret)
+        monkeypatch.setenv("NXCLOUD_BACKOFF_SECONDS", "0")
+        yield fake
+
+
+def stream_pump(function: str, dynamodb_local: DynamoDBLocal, table: str, invoke: Any) -> StreamPump:
+    """The function's stream event source of template.yaml, on DynamoDB Local's stream
+    of ``table``, handing batches to the function's handler."""
+    [source] = [source for source in stream_sources() if source.function == function]
+    return StreamPump(
+        dynamodb_local.endpoint, table, source, lambda event, _context: invoke(function, event), lambda: None
+    )

@@ -6,12 +6,9 @@ against the statements of the function's policy for that table."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 
 import pytest
 
-from devtools.fake_nxcloud import FakeNxcloud, generate_records
 from devtools.template import load_template
 from tests.conftest import FUNCTIONS, SYNC_FUNCTION, event_with_body, load_event
 
@@ -60,21 +57,10 @@ def test_every_call_of_a_push_function_is_allowed_by_its_policy(ddb, push_env, i
     assert {"PutItem", "UpdateItem"} <= made  # new, joined, quarantined: the paths ran
 
 
-@pytest.fixture
-def sync_env(ddb, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNxcloud]:
-    now_ms = int(time.time() * 1000)
-    with FakeNxcloud(generate_records(40, now_ms - 3 * 3600 * 1000, 2 * 3600 * 1000)) as fake:
-        monkeypatch.setenv("NXCLOUD_API_BASE_URL", fake.base_url)
-        monkeypatch.setenv("NXCLOUD_ACCESS_KEY", fake.access_key)
-        monkeypatch.setenv("NXCLOUD_ACCESS_SECRET", fake.access_secret)
-        monkeypatch.setenv("NXCLOUD_BACKOFF_SECONDS", "0")
-        yield fake
-
-
-def test_every_call_of_the_sync_is_allowed_by_its_policy(ddb, push_env, invoke, sync_env, calls):
+def test_every_call_of_the_sync_is_allowed_by_its_policy(ddb, push_env, invoke, live_nxcloud, calls):
     # Calls the callback reported first, identical (a new source) or without their
     # recording (a merge), then the sync.
-    for row in sync_env.records[:10]:
+    for row in live_nxcloud.records[:10]:
         body = json.dumps(row | {"recordUrl": ""} if row.get("recordUrl") else row)
         event = load_event("cc-call-log.json")
         assert (

@@ -24,8 +24,8 @@ from devtools.dynamodb_local import DynamoDBLocal
 from devtools.recording_host import MP3_HEADER, RecordingHost
 from devtools.s3_local import LocalS3
 from devtools.streams import StreamPump
-from devtools.template import stream_sources
 from tests.conftest import ARCHIVER_FUNCTION, body_of, event_with_body, load_event
+from tests.functional.conftest import stream_pump
 from tests.functional.test_permissions import check
 
 ATTEMPTS = 2
@@ -67,15 +67,7 @@ def bucket(ddb, push_env, local_s3: LocalS3, recording_host: RecordingHost, monk
 
 @pytest.fixture
 def pump(bucket: str, dynamodb_local: DynamoDBLocal, push_env, invoke) -> StreamPump:
-    [source] = stream_sources()
-    assert source.function == ARCHIVER_FUNCTION
-    return StreamPump(
-        dynamodb_local.endpoint,
-        push_env["TABLE_NAME"],
-        source,
-        lambda event, _context: invoke(ARCHIVER_FUNCTION, event),
-        lambda: None,
-    )
+    return stream_pump(ARCHIVER_FUNCTION, dynamodb_local, push_env["TABLE_NAME"], invoke)
 
 
 def push_pns(invoke: Any, call_id: str, link: str | None, **extra: Any) -> dict[str, Any]:

@@ -204,6 +204,10 @@ def run_built(build_dir: Path, function: str, event_file: str, env: dict[str, st
     if function == "CcCdrSyncFunction":
         assert origins["requests"].startswith(str(layer_dirs[1]))
         assert result["payloads"] == ["nxcloud_cdr.payloads.cc_cdr"]
+    elif function == "ChangePublisherFunction":
+        # Reads the item's calls with the item's own kind alone (here a PNS call result).
+        assert origins["requests"] is None
+        assert result["payloads"] == ["nxcloud_cdr.payloads.pns_call_result"]
     elif function == "RecordingArchiverFunction":
         # The standard library downloads; no model is built (links are read from raw).
         assert origins["requests"] is None
@@ -317,3 +321,46 @@ def test_the_benchs_cold_start_and_import_sections_run_on_every_built_function(b
     assert "ERROR" not in table
     for function in ("RecordingArchiverFunction", "CcCdrSyncFunction", "PnsCallResultFunction"):
         assert function in table
+
+
+def test_built_publisher_puts_a_stored_calls_change_on_the_bus_and_in_the_lake(
+    build_dir: Path, engine: DynamoDBLocal, tmp_path: Path
+):
+    from devtools.streams import lambda_json
+    from tests.unit.test_publisher import Sinks
+
+    env, client = table_env(engine)
+    response = run_built(
+        build_dir, "PnsCallResultFunction", "pns-call-result.json", env | {"PUSH_TOKEN": "local-example-token"}
+    )
+    assert response["statusCode"] == 200
+    [item] = client.scan(TableName=env["TABLE_NAME"])["Items"]
+    record = {
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "NewImage": item, "SequenceNumber": "1"},
+    }
+    (tmp_path / "stream.json").write_text(json.dumps({"Records": [record]}, default=lambda_json))
+    # moto's server for the bus and the delivery stream, as `make local` runs them.
+    with LocalS3() as aws:
+        endpoints = {f"AWS_ENDPOINT_URL_{name}": aws.endpoint for name in ("EVENTBRIDGE", "FIREHOSE", "S3", "SQS")}
+        saved = dict(os.environ)
+        os.environ.update(endpoints)
+        try:
+            sinks = Sinks(bus="built-calls", stream="built-call-changes", bucket="built-lake").create()
+            answer = run_built(
+                build_dir,
+                "ChangePublisherFunction",
+                str(tmp_path / "stream.json"),
+                env | endpoints | {"EVENT_BUS_NAME": sinks.bus, "DELIVERY_STREAM_NAME": sinks.stream},
+            )
+            events, rows = sinks.received(), sinks.rows()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    assert answer == {"batchItemFailures": []}
+    [event] = events
+    assert event["detail-type"] == "Call Record Created" and event["source"] == "nxcloud.cdr"
+    [row] = rows
+    assert row["idempotency_key"] == event["detail"]["metadata"]["idempotencyKey"]

@@ -58,10 +58,20 @@ def test_commands_and_their_required_arguments():
 
 
 def test_each_command_group_is_a_module_of_its_own():
-    # The next groups (sql, events, lake) are a module each too: one registered in
+    # A group (sql, events, lake came after the split) is a module registered in
     # COMMAND_GROUPS, not commands added to a shared module.
     [commands] = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
-    defined_in = {name: parser.get_default("run").__module__ for name, parser in commands.choices.items()}
+
+    def module_of(parser: argparse.ArgumentParser) -> str:
+        run = parser.get_default("run")
+        if run is not None:
+            return str(run.__module__)
+        # A command of actions (lake flush, lake backfill): theirs, all in one module.
+        [actions] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        [module] = {module_of(action) for action in actions.choices.values()}
+        return module
+
+    defined_in = {name: module_of(parser) for name, parser in commands.choices.items()}
 
     assert defined_in == {
         "show": "tools.nxcdr.records",
@@ -75,6 +85,9 @@ def test_each_command_group_is_a_module_of_its_own():
         "sync": "tools.nxcdr.sync",
         "recordings": "tools.nxcdr.recordings",
         "recording": "tools.nxcdr.recordings",
+        "sql": "tools.nxcdr.sql",
+        "events": "tools.nxcdr.events",
+        "lake": "tools.nxcdr.lake",
     }
     assert list(COMMAND_GROUPS) == [sys.modules[name] for name in dict.fromkeys(defined_in.values())]
 

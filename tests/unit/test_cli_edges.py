@@ -5,6 +5,7 @@ traceback or AWS's raw text; and `show` says how a record's recordings stand."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -76,10 +77,11 @@ def test_a_since_after_now_is_backwards_too(deployed, capsys):
     assert "is after now (" in one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("limit", ["-5", "0", "ten"])
-def test_a_limit_below_one_is_refused(deployed, capsys, limit):
+@pytest.mark.parametrize("limit", ["-5", "0", "ten", "10001", "2147483648", "99999999999999999999"])
+def test_a_limit_out_of_1_to_10000_is_refused(deployed, capsys, limit):
+    # Past a 32-bit number DynamoDB answered InternalFailure after its retries.
     error = refused_by_the_parser(capsys, "list", "--limit", limit)
-    assert f"argument --limit: not a whole number of 1 or more: '{limit}'" in error
+    assert f"argument --limit: not a whole number from 1 to 10000: '{limit}'" in error
     assert error.endswith("(see nxcdr list --help)\n")
 
 
@@ -126,6 +128,53 @@ def test_a_second_local_stack_names_the_port_in_use_and_starts_nothing(tmp_path,
         assert state.read_text(encoding="utf-8") == '{"api": "the running stack"}'  # not removed
 
 
+def test_a_second_local_stack_on_other_ports_leaves_the_running_ones_state_alone(tmp_path, monkeypatch):
+    # What the busy-port message suggests (other ports) took over .local/stack.json, and
+    # its Ctrl-C removed it: ./nxcdr then said no stack ran while the first one did.
+    from devtools import local_stack
+    from devtools.dynamodb_local import free_port
+
+    with socket.socket() as running:
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        api = f"http://127.0.0.1:{running.getsockname()[1]}"
+        state = tmp_path / "stack.json"
+        state.write_text(json.dumps({"api": api}), encoding="utf-8")
+        monkeypatch.setattr(local_stack, "STATE_FILE", state)
+
+        def started(*_: Any, **__: Any) -> None:
+            raise AssertionError("the second stack was made")
+
+        monkeypatch.setattr(local_stack.LocalStack, "__init__", started)
+        ports = [str(free_port()) for _ in range(4)]
+        argv = ["--no-nxcloud", "--port", ports[0], "--dynamodb-port", ports[1], "--s3-port", ports[2]]
+        with pytest.raises(SystemExit) as ended:
+            local_stack.main([*argv, "--recordings-port", ports[3]])
+    message = str(ended.value.code)
+    assert f"one is already running (push API {api}" in message and "NXCDR_LOCAL_STATE" in message
+    assert "\n" not in message
+    assert json.loads(state.read_text(encoding="utf-8")) == {"api": api}
+    # A state file left by a stack that is gone does not stop a new one.
+    assert local_stack.running_stack(state) is None
+
+
+def test_the_nxcloud_stand_in_names_its_busy_port(tmp_path):
+    with socket.socket() as running:
+        running.bind(("127.0.0.1", 0))
+        running.listen()
+        port = running.getsockname()[1]
+        completed = subprocess.run(
+            [sys.executable, "-m", "devtools.fake_nxcloud", "--port", str(port)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert completed.returncode != 0 and "Traceback" not in completed.stderr
+    assert f"fake NXCLOUD: port {port} (the NXCLOUD stand-in) is already in use" in one_line(completed.stderr)
+
+
 def test_an_unknown_deploy_environment_is_named_with_the_known_ones_before_sam_runs():
     def make(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -141,6 +190,10 @@ def test_an_unknown_deploy_environment_is_named_with_the_known_ones_before_sam_r
         assert refused.returncode != 0 and "sam" not in refused.stdout
         one_line(refused.stderr)
         assert "unknown environment ENV=staging: samconfig.toml has dev, prod" in refused.stderr
+    # Two names are no environment (the check matched each word, then argparse failed).
+    refused = make("upgrade", "ENV=dev prod")
+    assert refused.returncode != 0 and "sam" not in refused.stdout
+    assert "unknown environment ENV=dev prod" in one_line(refused.stderr)
     assert "deploy --config-env prod" in make("deploy", "ENV=prod").stdout
     assert "deploy --config-env dev" in make("deploy").stdout
 
@@ -253,6 +306,50 @@ def test_download_names_keep_the_id_part_of_the_key():
         "id-ab12.pns_call_result.leg2.mp3"
     )
     assert download_name("cc_report", "call", "r/cc_report/7") == "7.cc_report.call"
+
+
+def test_download_names_of_long_ids_fit_a_file_name_and_stay_apart():
+    # A 300-character id (its key is not hashed below 600) made a name past 255 bytes:
+    # OSError "File name too long", a traceback.
+    names = {
+        download_name("cc_cdr", "call", f"recordings/x/cc_cdr/{stem}.wav")
+        for stem in ("L" * 300, "L" * 299 + "M", "录" * 200, "L" * 253)
+    }
+    assert len(names) == 4
+    assert all(len(name.encode()) <= 255 and name.endswith(".cc_cdr.call.wav") for name in names)
+    assert download_name("cc_cdr", "call", "r/cc_cdr/short.wav") == "short.cc_cdr.call.wav"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["number", ""],
+        ["binding", "--bind-id", ""],
+        ["binding", "--customer-bind-id", " "],
+        ["replay", ""],
+        ["show", ""],
+    ],
+)
+def test_an_empty_id_or_number_is_refused_by_the_parser(capsys, command):
+    assert "must not be empty" in refused_by_the_parser(capsys, *command)
+
+
+def test_a_cursor_nested_past_the_parser_is_not_a_cursor(deployed, capsys):
+    cursor = base64.urlsafe_b64encode(b"[" * 60000).decode()
+    assert "not a cursor" in refused_by_the_parser(capsys, "list", "--cursor", cursor)
+
+
+def test_an_empty_stack_name_is_not_the_local_stack(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NXCDR_LOCAL_STATE", str(tmp_path / "none.json"))
+    assert nxcdr("--stack", "", "list") == 2
+    assert "--stack needs a stack name" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", ["list", "sync"])
+def test_a_range_of_more_than_three_years_is_refused(deployed, capsys, command):
+    # 0001-01-01 was 24,300 month queries; a backfill of 10,000 days 174,544 windows.
+    assert nxcdr(command, "--since", "0001-01-01") == 2
+    assert "is more than 1098 days: give a shorter range" in one_line(capsys.readouterr().err)
 
 
 # -- C: show says how the recordings stand ----------------------------------------------------

@@ -91,8 +91,13 @@ def leaks(lines: list[str], *secrets: str) -> list[str]:
     return [line[:300] for line in lines if any(secret in line for secret in secrets)]
 
 
+@pytest.mark.parametrize("log_event", [False, True])
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
-def test_push_token_never_logged_at_debug(aws, push_env, debug_logging, invoke, monkeypatch, function):
+def test_push_token_never_logged_at_debug(aws, push_env, debug_logging, invoke, monkeypatch, function, log_event):
+    # POWERTOOLS_LOGGER_LOG_EVENT=true is Powertools' documented switch for debugging: it
+    # logged the whole event, the token in its path, at INFO.
+    if log_event:
+        monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
     secrets = boto3.client("secretsmanager")
     arn = secrets.create_secret(Name="push-token", SecretString=PREVIOUS_TOKEN)["ARN"]
     secrets.put_secret_value(SecretId=arn, SecretString=CURRENT_TOKEN)  # a rotation: both versions are read

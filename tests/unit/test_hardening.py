@@ -25,6 +25,11 @@ SYNC_ENV = {"TABLE_NAME": "t", "QUARANTINE_TABLE_NAME": "q", "SYNC_STATE_TABLE_N
         ("HTTP://api2.nxcloud.com", False),
         ("http://127.0.0.1.attacker.example", False),
         ("http://127.0.0.1@attacker.example", False),
+        # urlsplit reads 127.0.0.1 or localhost as the host, requests (urllib3) the other one.
+        ("http://192.0.2.2:8080\\@127.0.0.1", False),
+        ("http://attacker.example\\@localhost:8089", False),
+        ("http://user@127.0.0.1:8089", False),
+        ("http://127.0.0.1:8089/\tx", False),
         ("ftp://api2.nxcloud.com", False),
         ("http://127.0.0.1:8080", True),  # the local stand-in
         ("http://localhost:8080", True),

@@ -7,14 +7,14 @@ import json
 import re
 from typing import Any
 
-from nxcloud_cdr import receiver
+from nxcloud_cdr import publisher_handler, receiver
 from nxcloud_cdr.kinds import PUSH_KINDS
 from nxcloud_cdr.recordings import handler as archiver_handler
 from nxcloud_cdr.store_errors import StoreError
 
 from devtools import monitoring
 from devtools.template import load_template, resources_of_type
-from tests.conftest import ARCHIVER_FUNCTION, FUNCTIONS, SYNC_FUNCTION, load_event, repo_path
+from tests.conftest import ARCHIVER_FUNCTION, FUNCTIONS, PUBLISHER_FUNCTION, SYNC_FUNCTION, load_event, repo_path
 
 TEMPLATE = load_template()
 MONITORING = load_template(monitoring.MONITORING)
@@ -26,7 +26,7 @@ def emitted_metrics() -> set[str]:
     """Every metric name the layer's code emits."""
     names: set[str] = set(receiver._OUTCOME_METRICS.values())
     for module in repo_path("layers", "shared", "nxcloud_cdr").rglob("*.py"):
-        names.update(re.findall(r'\bcount\(\s*"(\w+)"', module.read_text(encoding="utf-8")))
+        names.update(re.findall(r'(?<!\w)_?count\(\s*"(\w+)"', module.read_text(encoding="utf-8")))
     return names
 
 
@@ -65,6 +65,7 @@ def emitted_series(invoke: Any, capsys: Any) -> set[tuple[str, tuple[tuple[str, 
         invoke(function, load_event(f"{push_type}-wrong-token.json"))
     invoke(SYNC_FUNCTION, load_event("cc-cdr-sync-scheduled.json"))
     invoke(ARCHIVER_FUNCTION, load_event("recording-archiver-stream.json"))  # a store that is down
+    invoke(PUBLISHER_FUNCTION, load_event("recording-archiver-stream.json"))  # its salt unreadable
     series = set()
     for line in capsys.readouterr().out.splitlines():
         if '"_aws"' not in line:
@@ -80,8 +81,14 @@ def test_dashboard_and_alarms_watch_the_namespace_and_dimensions_emitted(push_en
     for name in ("NXCLOUD_ACCESS_KEY", "NXCLOUD_ACCESS_SECRET", "NXCLOUD_CREDENTIALS_SECRET_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(archiver_handler, "_archiver", _StoreDown())
+    monkeypatch.setenv("EVENT_BUS_NAME", "calls")
+
+    def salt_unreadable() -> Any:
+        raise RuntimeError("Secrets Manager did not answer")
+
+    monkeypatch.setattr(publisher_handler, "publisher", salt_unreadable)
     series = emitted_series(invoke, capsys)
-    assert len(series) == len(FUNCTIONS) + 2, series  # one series per function
+    assert len(series) == len(FUNCTIONS) + 3, series  # one series per function
     namespaces = {namespace for namespace, _ in series}
     watched: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for alarm in ALARMS.values():
@@ -150,17 +157,21 @@ def test_the_templates_alarms_and_dashboard_are_generated_from_the_push_types():
 
 def test_template_yaml_holds_the_architecture_and_the_monitoring_is_nested():
     # The generated alarms and dashboard were two thirds of template.yaml's lines.
-    text = repo_path("template.yaml").read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 1200
+    # The generated part left in template.yaml is the nested application alone.
+    assert len(monitoring.section().splitlines()) < 40
     assert not resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm")
     assert not resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard")
-    [nested] = resources_of_type(TEMPLATE, "AWS::Serverless::Application").values()
+    nested = TEMPLATE["Resources"]["Monitoring"]
     assert nested["Properties"]["Location"] == "monitoring.yaml"
     # The parent passes exactly what the nested template asks for, and each value is one
     # of its own resources or parameters.
     passed = nested["Properties"]["Parameters"]
     assert set(passed) == set(MONITORING["Parameters"])
-    for value in passed.values():
+    for given in passed.values():
+        value = given
+        if "Fn::If" in given:  # a nested stack's output when it is there (the lake's stream)
+            condition, value, otherwise = given["Fn::If"]
+            assert condition in TEMPLATE["Conditions"] and otherwise == ""
         name = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
         assert name in TEMPLATE["Resources"] or name in TEMPLATE["Parameters"] or name == "AWS::StackName", value
     # The dashboard's output names the dashboard the nested stack makes.

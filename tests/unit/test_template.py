@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from devtools.template import create_table_requests, http_routes, load_template, resources_of_type, rule_failures
-from tests.conftest import ALL_FUNCTIONS, FUNCTIONS, SYNC_FUNCTION, repo_path
+from tests.conftest import ALL_FUNCTIONS, ARCHIVER_FUNCTION, FUNCTIONS, PUBLISHER_FUNCTION, SYNC_FUNCTION, repo_path
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
@@ -159,10 +159,16 @@ def test_every_function_log_group_has_retention():
         if "LogGroupName" in group["Properties"]
     }
     assert named == {f"/aws/lambda/${{{name}}}" for name in ALL_FUNCTIONS} | {
-        "/aws/vendedlogs/${AWS::StackName}/push-api-access"
+        "/aws/vendedlogs/${AWS::StackName}/push-api-access",
+        "/aws/events/${AWS::StackName}-calls",
     }
-    # Every log group, the API's access log included, expires.
-    assert all(group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for group in log_groups.values())
+    # Every log group, the API's access log included, expires (the change events' copy
+    # after EventLogDays of its own).
+    assert all(
+        group["Properties"]["RetentionInDays"]
+        == {"Ref": "EventLogDays" if name == "ChangeEventLog" else "LogRetentionDays"}
+        for name, group in log_groups.items()
+    )
     assert set(resources_of_type(TEMPLATE, "AWS::Serverless::Function")) == set(ALL_FUNCTIONS)
 
 
@@ -248,3 +254,59 @@ def test_every_static_check_skipped_says_why():
     for name, skip in skipped:
         assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), name
         assert len(skip.get("comment", "")) > 30, (name, skip["id"])
+
+
+def test_one_stream_with_both_images_feeds_the_archiver_and_the_change_publisher():
+    from devtools.streams import matches
+    from devtools.template import stream_sources
+
+    assert RESOURCES["CallRecordsTable"]["Properties"]["StreamSpecification"] == {
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    }
+    sources = {source.function: source for source in stream_sources(TEMPLATE)}
+    assert set(sources) == {ARCHIVER_FUNCTION, PUBLISHER_FUNCTION}
+    stream = RESOURCES[PUBLISHER_FUNCTION]["Properties"]["Events"]["Stream"]["Properties"]
+    assert stream["Stream"] == {"Fn::GetAtt": ["CallRecordsTable", "StreamArn"]}
+    assert (stream["StartingPosition"], stream["BatchSize"], stream["MaximumBatchingWindowInSeconds"]) == (
+        "TRIM_HORIZON",
+        100,
+        1,
+    )
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and stream["BisectBatchOnFunctionError"]
+    assert stream["MaximumRecordAgeInSeconds"] == 86400 and stream["MaximumRetryAttempts"] >= 1
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["ChangeEventFailuresQueue", "Arn"]
+    }
+    queue = RESOURCES["ChangeEventFailuresQueue"]["Properties"]
+    assert queue == {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True}
+
+    # The publisher's filter passes call items (and their versions, which its code skips),
+    # never the sync's state; the archiver's still passes a pending recording, old image or not.
+    def record(pk: str, sk: str, **new: object) -> dict[str, object]:
+        image = {"pk": {"S": pk}, "sk": {"S": sk}, **{name: {"S": value} for name, value in new.items()}}
+        return {
+            "eventName": "MODIFY",
+            "dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, "NewImage": image, "OldImage": image},
+        }
+
+    [publisher] = sources[PUBLISHER_FUNCTION].patterns
+    assert matches(publisher, record("ID#1", "pns_call_result"))
+    assert not matches(publisher, record("SYNC#cc_cdr", "checkpoint"))
+    [archiver] = sources[ARCHIVER_FUNCTION].patterns
+    assert matches(archiver, record("ID#1", "pns_call_result", recordingState="pending"))
+    assert not matches(archiver, record("ID#1", "pns_call_result", recordingState="archived"))
+
+
+def test_change_events_have_a_bus_a_salt_and_outputs():
+    assert RESOURCES["ChangeEventBus"]["Type"] == "AWS::Events::EventBus"
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["EventBusName"]["Value"] == {"Ref": "ChangeEventBus"}
+    assert outputs["EventBusArn"]["Value"] == {"Fn::GetAtt": ["ChangeEventBus", "Arn"]}
+    numbers = TEMPLATE["Parameters"]["PhoneNumbers"]
+    assert (numbers["Default"], numbers["AllowedValues"]) == ("full", ["full", "hashed", "none"])
+    salt = RESOURCES["PhoneNumberSaltSecret"]
+    assert "Condition" not in salt and "SecretString" not in salt["Properties"]
+    generated = salt["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32 and generated["ExcludePunctuation"] is True
+    env = RESOURCES[PUBLISHER_FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert env["PHONE_NUMBERS"] == {"Ref": "PhoneNumbers"}

@@ -12,14 +12,14 @@ from nxcloud_cdr.lookups import LookupOffError
 from nxcloud_cdr.store_errors import StoreError
 
 import tools.nxcdr
-from tools.nxcdr import quarantine, recordings, records, sync, token
+from tools.nxcdr import events, lake, quarantine, recordings, records, sql, sync, token
 from tools.nxcdr.arguments import CommandGroup, Parents, Parser, global_options
 from tools.nxcdr.errors import OperatorError
 from tools.nxcdr.target import deployed_target, local_target
 
 # A new command group is a module with a register(), added here; --help lists the
 # commands in this order.
-COMMAND_GROUPS: tuple[CommandGroup, ...] = (records, quarantine, token, sync, recordings)
+COMMAND_GROUPS: tuple[CommandGroup, ...] = (records, quarantine, token, sync, recordings, sql, events, lake)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
+        if arguments.stack is not None and not arguments.stack.strip():
+            # An empty name is no stack: it must not mean the local one.
+            raise OperatorError("--stack needs a stack name (leave it out for the local stack)")
         target = (
             deployed_target(arguments.stack, arguments.profile, arguments.region) if arguments.stack else local_target()
         )

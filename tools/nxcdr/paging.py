@@ -10,16 +10,27 @@ from nxcloud_cdr.lookups import LookupOffError, Page, decode_cursor
 
 from tools.nxcdr.errors import OperatorError
 
+# A page's most: more is no page (and DynamoDB refuses a Limit past a 32-bit number).
+MAX_LIMIT = 10_000
+
 
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number of 1 or more."""
+    """An argparse type: a whole number from 1 to :data:`MAX_LIMIT`."""
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a whole number of 1 or more: {text!r}")
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"not a whole number from 1 to {MAX_LIMIT}: {text!r}")
     return value
+
+
+def non_empty(text: str) -> str:
+    """An argparse type: an id, number or name, which is never empty (DynamoDB's raw
+    ValidationException otherwise)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def cursor_argument(text: str) -> str:

@@ -16,7 +16,7 @@ from nxcloud_cdr.times import from_epoch, iso_utc, now_utc
 
 from tools.nxcdr.arguments import Commands, Parents
 from tools.nxcdr.output import emit, emit_page, plain
-from tools.nxcdr.paging import read_page
+from tools.nxcdr.paging import non_empty, read_page
 from tools.nxcdr.prompt import confirm
 from tools.nxcdr.target import Target, push_urls
 from tools.nxcdr.times import iso, parse_time
@@ -40,7 +40,7 @@ def register(commands: Commands, parents: Parents) -> None:
         help="send a quarantined body to its push URL again (after a fix is deployed)",
         description="Exit status: 0 answered 200, 2 answered otherwise, 1 not replayed.",
     )
-    replay.add_argument("id", help="the quarantine id (pk) that `quarantine` lists")
+    replay.add_argument("id", type=non_empty, help="the quarantine id (pk) that `quarantine` lists")
     replay.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     replay.add_argument(
         "--force",

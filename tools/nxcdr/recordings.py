@@ -5,6 +5,7 @@ presigned URLs)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from nxcloud_cdr.store_errors import StoreError
 from tools.nxcdr.arguments import Commands, Parents, kind_option
 from tools.nxcdr.errors import OperatorError
 from tools.nxcdr.output import emit, emit_page, render_table
-from tools.nxcdr.paging import read_page
+from tools.nxcdr.paging import non_empty, read_page
 from tools.nxcdr.prompt import confirm
 from tools.nxcdr.target import Target
 
@@ -63,7 +64,7 @@ def register(commands: Commands, parents: Parents) -> None:
     recording = commands.add_parser(
         "recording", parents=[parents.common], help="a call's archived recordings: presigned URLs, or the files"
     )
-    recording.add_argument("id", help="the call's NXCLOUD id")
+    recording.add_argument("id", type=non_empty, help="the call's NXCLOUD id")
     kind_option(recording)
     recording.add_argument("--name", help="only this recording (call, voicemail, leg1...)")
     recording.add_argument("--download", metavar="DIR", help="save the files in DIR instead of printing URLs")
@@ -181,6 +182,9 @@ def _exists(target: Target, key: str) -> bool:
     return True
 
 
+_MAX_FILE_NAME_BYTES = 255
+
+
 def download_name(kind: str, name: str, key: str) -> str:
     """The file a recording is saved as: its key's id part, its kind and its name
     (``<id>.<kind>.<name>.<ext>``): one file per recording, whatever kinds hold the id.
@@ -190,7 +194,13 @@ def download_name(kind: str, name: str, key: str) -> str:
         stem, extension = extension, ""
     if name != "call" and stem.endswith(f"-{name}"):  # the key names it already
         stem = stem[: -len(name) - 1]
-    return f"{stem}.{kind}.{name}" + (f".{extension}" if extension else "")
+    suffix = f".{kind}.{name}" + (f".{extension}" if extension else "")
+    if len((stem + suffix).encode("utf-8", "surrogatepass")) > _MAX_FILE_NAME_BYTES:
+        # A file name holds 255 bytes: a long id is cut and told apart by its hash.
+        digest = hashlib.sha256(stem.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        room = _MAX_FILE_NAME_BYTES - len(suffix.encode("utf-8", "surrogatepass")) - len(digest) - 1
+        stem = stem.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore") + "-" + digest
+    return stem + suffix
 
 
 def _download_paths(
@@ -215,8 +225,6 @@ def _download_paths(
 def _download(target: Target, entry: dict[str, Any], path: Path) -> Path:
     """The object into ``path``, streamed, checked against the SHA-256 the archiver
     recorded."""
-    import hashlib  # noqa: PLC0415
-
     body = target.s3.get_object(Bucket=target.recordings_bucket, Key=entry["s3Key"])["Body"]
     digest = hashlib.sha256()
     partial = path.with_name(path.name + ".part")

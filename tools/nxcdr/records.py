@@ -14,7 +14,7 @@ from nxcloud_cdr.times import parse_zone
 
 from tools.nxcdr.arguments import RECORD_KINDS, Commands, Parents, kind_option
 from tools.nxcdr.output import emit, emit_page, plain, render_table
-from tools.nxcdr.paging import read_page
+from tools.nxcdr.paging import non_empty, read_page
 from tools.nxcdr.target import Target
 from tools.nxcdr.times import time_argument, time_range
 
@@ -35,7 +35,7 @@ def register(commands: Commands, parents: Parents) -> None:
     show = commands.add_parser(
         "show", parents=[parents.common], help="one record by its NXCLOUD id (every kind that has it)"
     )
-    show.add_argument("id")
+    show.add_argument("id", type=non_empty)
     kind_option(show)
     show.set_defaults(run=command_show)
 
@@ -54,15 +54,15 @@ def register(commands: Commands, parents: Parents) -> None:
     number = commands.add_parser(
         "number", parents=[parents.common, parents.paged], help="records involving a phone number, newest first"
     )
-    number.add_argument("number")
+    number.add_argument("number", type=non_empty)
     number.set_defaults(run=command_number)
 
     binding = commands.add_parser(
         "binding", parents=[parents.common, parents.paged], help="calls of one binding, newest first"
     )
     which = binding.add_mutually_exclusive_group(required=True)
-    which.add_argument("--bind-id")
-    which.add_argument("--customer-bind-id")
+    which.add_argument("--bind-id", type=non_empty)
+    which.add_argument("--customer-bind-id", type=non_empty)
     binding.set_defaults(run=command_binding)
 
 

@@ -28,6 +28,30 @@ DEFAULT_TIMEZONE = "+08:00"
 
 
 @dataclass
+class Lake:
+    """The stack's way out: its bus, the lake's delivery stream, SQL over the lake (on
+    Athena for a deployed stack, DuckDB locally), and where its events can be read."""
+
+    events: Any
+    bus_name: str
+    firehose: Any
+    # Empty: the stack has no lake (its events alone).
+    stream_name: str
+    # How phone numbers appear (PhoneNumbers), and the salt secret of ``hashed``.
+    number_mode: str
+    salt_secret_id: str
+    read_secret: Callable[[str], str]
+    # The local stack's lake and sink (None: a deployed stack).
+    local_lake: Path | None = None
+    local_events: Path | None = None
+    athena: Any = None
+    workgroup: str = ""
+    database: str = ""
+    logs: Any = None
+    events_log_group: str = ""
+
+
+@dataclass
 class Target:
     store: CallStore
     lambda_client: Any
@@ -46,6 +70,8 @@ class Target:
     # The recordings bucket and an S3 client for it (None: a stack from before recordings).
     s3: Any = None
     recordings_bucket: str | None = None
+    # None: a stack from before change events.
+    lake: Lake | None = None
 
 
 def local_target(state_path: Path = LOCAL_STATE) -> Target:
@@ -64,6 +90,23 @@ def local_target(state_path: Path = LOCAL_STATE) -> Target:
         timezone=str(state.get("timezone") or DEFAULT_TIMEZONE),
         s3=session.client("s3", endpoint_url=state["s3"]) if state.get("s3") else None,
         recordings_bucket=state.get("recordingsBucket"),
+        lake=_local_lake(session, state.get("lake")),
+    )
+
+
+def _local_lake(session: boto3.Session, lake: dict[str, Any] | None) -> Lake | None:
+    if not lake:
+        return None
+    return Lake(
+        events=session.client("events", endpoint_url=lake["endpoint"]),
+        bus_name=str(lake["eventBus"]),
+        firehose=session.client("firehose", endpoint_url=lake["endpoint"]),
+        stream_name=str(lake["deliveryStream"]),
+        number_mode="full",
+        salt_secret_id="",
+        read_secret=lambda _: "",
+        local_lake=Path(lake["dir"]),
+        local_events=Path(lake["eventsFile"]),
     )
 
 
@@ -112,6 +155,25 @@ def deployed_target(stack: str, profile: str | None, region: str | None) -> Targ
         # SigV4, so that a presigned URL works under the bucket's TLS-only, encrypted policy.
         s3=session.client("s3", config=Config(signature_version="s3v4")),
         recordings_bucket=outputs.get("RecordingsBucketName"),
+        lake=_deployed_lake(session, outputs, parameters) if "EventBusName" in outputs else None,
+    )
+
+
+def _deployed_lake(session: boto3.Session, outputs: dict[str, str], parameters: dict[str, Any]) -> Lake:
+    secrets_manager = session.client("secretsmanager")
+    return Lake(
+        events=session.client("events"),
+        bus_name=outputs["EventBusName"],
+        firehose=session.client("firehose"),
+        stream_name=outputs.get("LakeDeliveryStreamName", ""),
+        number_mode=str(parameters.get("PhoneNumbers") or "full"),
+        salt_secret_id=outputs.get("PhoneNumberSaltSecretArn", ""),
+        read_secret=lambda secret_id: str(secrets_manager.get_secret_value(SecretId=secret_id)["SecretString"]),
+        athena=session.client("athena"),
+        workgroup=outputs.get("AthenaWorkGroupName", ""),
+        database=outputs.get("GlueDatabaseName", ""),
+        logs=session.client("logs"),
+        events_log_group=outputs.get("EventLogGroupName", ""),
     )
 
 

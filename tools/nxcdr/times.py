@@ -10,6 +10,9 @@ from nxcloud_cdr.times import now_utc
 from tools.nxcdr.errors import OperatorError
 
 _RELATIVE = {"d": "days", "h": "hours", "m": "minutes"}
+# The longest range a listing or a backfill takes: a month query per month listed, a
+# sync window per few minutes of a backfill (10,000 days was 174,544 windows).
+MAX_RANGE = timedelta(days=366 * 3)
 
 
 def parse_time(text: str) -> datetime:
@@ -40,6 +43,11 @@ def time_range(arguments: argparse.Namespace, *, default_days: int = 7) -> tuple
     if start > end:
         to = f"--to {arguments.to} ({iso(end)})" if arguments.to else f"now ({iso(end)})"
         raise OperatorError(f"--since {arguments.since} ({iso(start)}) is after {to}: the range is backwards")
+    if end - start > MAX_RANGE:
+        raise OperatorError(
+            f"--since {arguments.since} to {iso(end)} is more than {MAX_RANGE.days} days: give a shorter range"
+            " (run it again for the next one)"
+        )
     return start, end
 
 

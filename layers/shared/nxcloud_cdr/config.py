@@ -132,6 +132,22 @@ class PushSettings(StoreSettings):
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def _same_host_for_requests(url: str, hostname: str) -> bool:
+    """Whether requests (urllib3's parser) sends to the host the check read: the two
+    parsers disagree on a backslash before an ``@`` (``http://evil\\@127.0.0.1``), and
+    plain http to anything but this machine is what the check is for. A URL with
+    user info or a backslash is never one the local stand-in needs."""
+    from urllib3.util import parse_url  # noqa: PLC0415 - the sync's settings alone
+
+    if "@" in url or "\\" in url or any(character.isspace() or ord(character) < 32 for character in url):
+        return False
+    try:
+        host = (parse_url(url).host or "").strip("[]").lower()
+    except ValueError:
+        return False
+    return host == hostname
+
+
 def api_url_problem(url: str) -> str | None:
     """Why the sync must not send its signed requests to ``url``; None when it may.
     HTTPS only: a signature is MD5 over visible fields and the secret, so one request
@@ -146,7 +162,7 @@ def api_url_problem(url: str) -> str | None:
     else:
         if parts.scheme == "https" and hostname:
             return None
-        if parts.scheme == "http" and hostname in _LOOPBACK:
+        if parts.scheme == "http" and hostname in _LOOPBACK and _same_host_for_requests(url, hostname):
             return None
     return f"{url[:100]!r} is not an https:// URL (plain http only to this machine, for the local stand-in)"
 
@@ -221,3 +237,24 @@ class RecordingSettings(StoreSettings):
                     ipaddress.ip_network(part.strip(), strict=False)
         except ValueError as exc:
             raise ValueError("RECORDING_ALLOWED_NETWORKS must be comma-separated networks (CIDR)") from exc
+
+
+@dataclass(frozen=True)
+class PublisherSettings(StoreSettings):
+    """The change publisher's (template parameter PhoneNumbers, the bus and the lake's
+    delivery stream); ``NXCLOUD_TIMEZONE`` is the zone the calls' columns are read in."""
+
+    event_bus_name: str = setting("EVENT_BUS_NAME", "")
+    # Empty: no lake (the events alone).
+    delivery_stream_name: str = setting("DELIVERY_STREAM_NAME", "")
+    phone_numbers: str = setting("PHONE_NUMBERS", "full", pattern="full|hashed|none")
+    # The secret whose SecretString is the salt of hashed numbers (read only when hashed).
+    phone_number_salt_secret_id: str = setting("PHONE_NUMBER_SALT_SECRET_ID", "")
+
+    def check(self) -> None:
+        super().check()
+        if not self.event_bus_name:
+            raise ValueError("EVENT_BUS_NAME is not set")
+        if self.phone_numbers == "hashed" and not self.phone_number_salt_secret_id:
+            # Never events with clear numbers where hashed ones were asked for.
+            raise ValueError("PHONE_NUMBERS=hashed needs PHONE_NUMBER_SALT_SECRET_ID")

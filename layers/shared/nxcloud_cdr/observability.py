@@ -31,6 +31,10 @@ def hold_sdk_loggers() -> None:
 hold_sdk_loggers()
 
 logger = Logger(service="nxcloud-cdr")
+# Every handler's context decorator. log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT
+# says: a push event holds the token in its path (and a body its phone numbers), a stream
+# record the items' numbers; Powertools would log the whole event at INFO.
+lambda_context = logger.inject_lambda_context(clear_state=True, log_event=False)
 # No service dimension: one function per push type already, and PushType says which
 # (every byte of the metrics line is in every push's log bill).
 metrics = Metrics(namespace="NxcloudCdr")

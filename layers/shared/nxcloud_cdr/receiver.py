@@ -24,7 +24,7 @@ from .config import PushSettings
 from .deadline import Deadline, OutOfTimeError
 from .kinds import PushKind
 from .mapping import MissingIdError
-from .observability import count, logger, metrics
+from .observability import count, lambda_context, logger, metrics
 from .push_auth import PushToken, push_token_from_settings
 from .records import CallRecord
 from .store import CallStore
@@ -219,7 +219,7 @@ class Receiver:
 def make_handler(kind: PushKind) -> Handler:
     """The Lambda handler of one push type."""
 
-    @logger.inject_lambda_context(clear_state=True)
+    @lambda_context
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # Powertools keeps the dimensions of an invocation that counted nothing (it

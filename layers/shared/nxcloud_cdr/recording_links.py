@@ -96,6 +96,45 @@ def recording_links(kind: str, payload: Any) -> tuple[tuple[str, str], ...]:
     return distinct_objects((name, link) for link, name in found.items())[:MAX_LINKS]
 
 
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = chr(int(match.group(1), 16))
+    return character if character in _UNRESERVED else "%" + match.group(1).upper()
+
+
+def _without_dot_segments(path: str) -> str:
+    """RFC 3986, 5.2.4: ``/a/./b/../c`` is ``/a/c``."""
+    output: list[str] = []
+    segments = path.split("/")
+    for number, segment in enumerate(segments):
+        last = number == len(segments) - 1
+        if segment == ".":
+            if last:
+                output.append("")
+        elif segment == "..":
+            if len(output) > 1:
+                output.pop()
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    return "/".join(output) if output and output[0] == "" else "/" + "/".join(output)
+
+
+def request_path(path: str) -> str:
+    """A link's path as it is requested, normalised as RFC 3986 (6.2.2) says a URI is
+    without changing what it names: what a request line cannot hold percent-encoded (a
+    file name in Chinese, a space), unreserved characters decoded (``%61`` is ``a``),
+    escapes in upper case, dot segments removed. Links whose paths differ in those
+    alone are one object, one download. (``//`` is not ``/``: servers such as S3 tell
+    them apart.)"""
+    quoted = quote(path or "/", safe=REQUEST_PATH_SAFE, errors="surrogatepass")
+    return _without_dot_segments(_ESCAPE.sub(_escape, quoted))
+
+
 def object_of(link: str) -> tuple[str, ...]:
     """The object a link names: its scheme, host (the case of a host name is no
     difference, nor its trailing dot or Unicode form: it is checked in IDNA form, as
@@ -112,8 +151,7 @@ def object_of(link: str) -> tuple[str, ...]:
     scheme = parts.scheme.lower()
     port_text = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else str(port)
     credentials = f"{parts.username}:{parts.password}" if parts.username or parts.password else ""
-    path = quote(parts.path or "/", safe=REQUEST_PATH_SAFE, errors="surrogatepass")
-    return (scheme, host.lower().rstrip("."), port_text, credentials, path)
+    return (scheme, host.lower().rstrip("."), port_text, credentials, request_path(parts.path))
 
 
 def _name_rank(name: str) -> tuple[int, int, int, str, str]:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from . import aws_clients
 from .config import SyncSettings
 from .nxcloud_api import NxcloudClient, NxcloudConfigError
-from .observability import count, logger, metrics
+from .observability import count, lambda_context, logger, metrics
 from .secret_store import secret_string
 from .store import CallStore
 from .sync import KIND, CdrSync, SyncReport
@@ -147,7 +147,7 @@ def _run(event: dict[str, Any], context: Any, settings: SyncSettings | None) -> 
     return report.as_dict()
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_dimension(name="Sync", value=KIND)

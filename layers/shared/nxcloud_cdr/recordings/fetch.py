@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-from ..recording_links import REQUEST_PATH_SAFE
+from ..recording_links import REQUEST_PATH_SAFE, request_path
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -206,7 +206,7 @@ def check_link(url: str, policy: FetchPolicy) -> Target:
         raise refused(f"only port {HTTPS_PORT} is fetched, not {port}")
     # As a browser sends it: characters a request line cannot hold percent-encoded
     # (a file name in Chinese, a space), escapes already there kept.
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
+    path = request_path(parts.path)
     if parts.query:
         path += "?" + quote(parts.query, safe=_PATH_SAFE)
     return Target(url, host, port, path, addresses[0])

@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from .. import aws_clients
 from ..config import RecordingSettings
-from ..observability import count, logger, metrics
+from ..observability import count, lambda_context, logger, metrics
 from ..times import now_utc
 from .archiver import RecordingArchiver, handle_stream, sweep
 
@@ -68,7 +68,7 @@ def _count(name: str, value: float = 1) -> None:
     count(name, value)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "Records" not in event:  # the hourly schedule

@@ -1,0 +1,9 @@
+-- Calls per day (UTC): the day each call started, else the day it was first heard of
+-- (the same day as its partition dt), with how many were answered.
+SELECT
+    CAST(coalesce(call_start_utc, first_seen_at) AS DATE) AS call_date,
+    count(*) AS calls,
+    sum(CASE WHEN outcome = 'answered' THEN 1 ELSE 0 END) AS answered
+FROM calls
+GROUP BY CAST(coalesce(call_start_utc, first_seen_at) AS DATE)
+ORDER BY call_date

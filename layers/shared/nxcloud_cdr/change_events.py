@@ -29,7 +29,7 @@ from .dynamodb_types import deserialise
 from .items import readable
 from .kinds import normalised
 from .recording_links import ARCHIVE, ARCHIVED, STATE
-from .times import iso_utc
+from .times import epoch_ms, iso_utc
 
 SOURCE = "nxcloud.cdr"
 # major.minor: a minor version adds fields; a major one changes or removes one, and is
@@ -131,7 +131,8 @@ def is_call_key(keys: dict[str, Any]) -> bool:
 
 def _epoch_ms(text: str) -> int | None:
     try:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        # Rounded: int() of a float's milliseconds is 1 ms early for some times.
+        return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
 
@@ -252,7 +253,7 @@ class Change:
             "idempotency_key": self.idempotency_key,
             "schema_version": SCHEMA_VERSION,
             "detail_type": self.detail_type,
-            "emitted_at": int(emitted_at.timestamp() * 1000),
+            "emitted_at": epoch_ms(emitted_at),
             "changed_fields": list(self.changed_fields),
             "replayed": self.replayed,
             **call,

@@ -8,9 +8,9 @@ make no event.
 
 The ordering key is ``record_version``: the item's ``revision`` (every write of an item
 after its first counts one) on top of its generation, the time the item was first
-written, in milliseconds x 10^6, so that a call that expired and was stored again orders
-after its expiry. The idempotency key is a function of the call, its version and
-whether the change removed it: the same for every redelivery of one change (and for a
+written, in seconds x 10^6, so that a call that expired and was stored again orders
+after its expiry. The idempotency key is a function of the call, its version, when it
+was first heard of and whether the change removed it: the same for every redelivery of one change (and for a
 backfill's event of an item that did not change since), different for different changes.
 
 Events carry times as ISO-8601 text; the lake's row as epoch milliseconds, which the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from .dynamodb_types import deserialise
@@ -138,9 +138,11 @@ def _epoch_ms(text: str) -> int | None:
 
 
 def record_version(item: dict[str, Any]) -> int:
-    """The item's generation (when it was first written, ms) x 10^6 plus its revision."""
+    """The item's generation (when it was first written, in seconds) x 10^6 plus its
+    revision: under 2^53 until the year 2255, so that JavaScript and jq, which read
+    JSON numbers as doubles, compare it exactly (milliseconds x 10^6 did not)."""
     first = str(item.get("createdAt") or item.get("receivedAt") or "")
-    generation = (_epoch_ms(first) or 0) if first else 0
+    generation = ((_epoch_ms(first) or 0) // 1000) if first else 0
     revision = min(int(item.get("revision") or 0), _GENERATION_SCALE - 1)
     return generation * _GENERATION_SCALE + revision
 
@@ -164,11 +166,18 @@ def _summary(shown: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     return dict(summary) if isinstance(summary, dict) else {}
 
 
+# The lake's bigint: a value past it would send the whole row to Firehose's error output
+# (and the call out of ``calls``); it is left out (null) instead, as a lookup value no key
+# can hold is. ``raw`` keeps it.
+_BIGINT = range(-(2**63), 2**63)
+
+
 def _int(value: Any) -> int | None:
     try:
-        return int(value) if value is not None and value != "" else None
-    except (TypeError, ValueError):
+        number = int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is None or number in _BIGINT else None
 
 
 def _text(value: Any) -> str | None:
@@ -206,7 +215,17 @@ def call_of(item: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> dict[s
 
 
 def idempotency_key(call: dict[str, Any], removed: bool) -> str:
-    text = f"{call['kind']}\x00{call['call_id']}\x00{call['record_version']}\x00{'removed' if removed else 'live'}"
+    # first_seen_at too: record_version counts generations in seconds, and a call
+    # deleted and stored again within one second is another change all the same.
+    text = "\x00".join(
+        (
+            call["kind"],
+            call["call_id"],
+            str(call["record_version"]),
+            str(call["first_seen_at"]),
+            "removed" if removed else "live",
+        )
+    )
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
@@ -227,10 +246,15 @@ class Change:
 
     @property
     def call_date(self) -> str:
-        """The lake's partition: the call's start date (UTC), else the date it was
-        first heard of."""
-        moment = self.call["call_start_utc"] or self.call["first_seen_at"] or "1970-01-01"
-        return str(moment)[:10]
+        """The lake's partition: the call's start date (UTC); the date it was first
+        heard of when the start is unknown or out of what the lake's partition
+        projection covers (2015-01-01 to the day after it was first heard of: a start
+        in 1975 or 2100 is a wrong clock, and Athena would never read its folder)."""
+        first = str(self.call["first_seen_at"] or "")[:10]
+        start = str(self.call["call_start_utc"] or "")[:10]
+        if start and start >= LAKE_FIRST_DAY and (not first or start <= _day_after(first)):
+            return start
+        return first or LAKE_FIRST_DAY
 
     def detail(self, event_id: str, emitted_at: datetime) -> dict[str, Any]:
         return {
@@ -259,6 +283,17 @@ class Change:
             **call,
             "dt": self.call_date,
         }
+
+
+# The first day the lake's partition projection covers (lake.yaml's projection.dt.range).
+LAKE_FIRST_DAY = "2015-01-01"
+
+
+def _day_after(day: str) -> str:
+    try:
+        return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    except ValueError:
+        return day
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, ...]:

@@ -42,3 +42,12 @@ metrics = Metrics(namespace="NxcloudCdr")
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def count_under(dimension: str, value: str, name: str, amount: float = 1) -> None:
+    """``count`` with the function's one dimension (``Recordings=archive``,
+    ``Events=publish``), added with the first metric: an invocation that counts
+    nothing leaves none behind (Powertools keeps dimensions until metrics are published)."""
+    if dimension not in metrics.dimension_set:
+        metrics.add_dimension(name=dimension, value=value)
+    count(name, amount)

@@ -12,7 +12,7 @@ from botocore.config import Config
 
 from . import aws_clients
 from .config import PublisherSettings
-from .observability import count, lambda_context, logger, metrics
+from .observability import count_under, lambda_context, logger, metrics
 from .publisher import ChangePublisher, Published, batch_answer, number_policy, sequence_numbers
 from .secret_store import secret_string, secrets_client
 
@@ -55,12 +55,8 @@ def publisher() -> ChangePublisher:
 
 
 def _count(name: str, value: float = 1) -> None:
-    if not value:  # a count of 0 is not sent: an invocation that published nothing leaves no metric
-        return
-    # The dimension with the first metric: an invocation that counts nothing leaves none.
-    if "Events" not in metrics.dimension_set:
-        metrics.add_dimension(name="Events", value=DIMENSION)
-    count(name, value)
+    if value:  # a count of 0 is not sent: an invocation that published nothing leaves no metric
+        count_under("Events", DIMENSION, name, value)
 
 
 def _count_outcome(outcome: Published) -> None:

@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from .. import aws_clients
 from ..config import RecordingSettings
-from ..observability import count, lambda_context, logger, metrics
+from ..observability import count_under, lambda_context, logger, metrics
 from ..times import now_utc
 from .archiver import RecordingArchiver, handle_stream, sweep
 
@@ -61,11 +61,7 @@ def give_up(message: dict[str, Any]) -> None:
 
 
 def _count(name: str, value: float = 1) -> None:
-    # The dimension with the first metric: an invocation that counts nothing leaves none
-    # behind (Powertools keeps dimensions until metrics are published).
-    if "Recordings" not in metrics.dimension_set:
-        metrics.add_dimension(name="Recordings", value=DIMENSION)
-    count(name, value)
+    count_under("Recordings", DIMENSION, name, value)
 
 
 @lambda_context

@@ -34,7 +34,7 @@ FUNCTIONS = [*PUSH_FUNCTIONS, "CcCdrSyncFunction", "RecordingArchiverFunction", 
 RECORDINGS = "archive"
 # The change publisher's dimension (Events=publish) and the lake's delivery stream.
 EVENTS = "publish"
-LAKE_STREAM = "${DeliveryStreamName}"
+LAKE_STREAM = "${LakeStreamShown}"
 PUSH_FUNCTION_LOG_GROUPS = [f"/aws/lambda/${{{function}}}" for function in PUSH_FUNCTIONS]
 
 Series = tuple[str, str, str, str]  # namespace, metric, dimension, value
@@ -579,8 +579,14 @@ def nested_template() -> str:
     Type: AWS::CloudWatch::Dashboard
     Properties:
       DashboardName: !Sub "${StackName}-monitoring"
-      DashboardBody: !Sub |
-""" + "".join(f"        {line}\n" for line in body.splitlines())
+      DashboardBody: !Sub
+        - |
+"""
+    dashboard_yaml += "".join(f"          {line}\n" for line in body.splitlines())
+    dashboard_yaml += """        # CloudWatch refuses a metric whose dimension is empty: a stack without a lake
+        # names a stream that does not exist, and its lake widget stays empty.
+        - LakeStreamShown: !If [LakeOn, !Ref DeliveryStreamName, "no-lake"]
+"""
     return (
         HEADER
         + "Parameters:\n"

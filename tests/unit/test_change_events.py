@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,7 +63,10 @@ def test_the_schema_is_valid_and_its_call_is_exactly_the_columns():
         assert detail_type in SCHEMA["description"]
     assert "must accept" in SCHEMA["description"]
     metadata = SCHEMA["properties"]["metadata"]["properties"]
-    assert set(metadata) == set(replay_of(pns_item(), ZONE, FULL).detail("x", EMITTED)["metadata"])
+    cut = replace(replay_of(pns_item(), ZONE, FULL), truncated=("hangup_cause",))
+    assert set(metadata) == set(cut.detail("x", EMITTED)["metadata"])
+    # What may be cut is what the schema lists, and never the key, times or numbers.
+    assert metadata["truncatedFields"]["items"]["enum"] == list(change_events._CUTTABLE)
 
 
 # -- items of any shape ------------------------------------------------------------------
@@ -320,3 +324,32 @@ def test_a_number_past_the_lakes_bigint_is_left_out_not_the_row():
 def test_a_call_is_in_a_partition_athena_reads(start, first_seen, partition):
     call = dict.fromkeys(COLUMNS) | {"call_start_utc": start, "first_seen_at": first_seen}
     assert change_events.Change(change_events.UPDATED, call, ()).call_date == partition
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    texts=st.dictionaries(
+        st.sampled_from(["hangup_cause", "hangup_by", "direction", "bind_id", "outcome"]),
+        st.text(alphabet=st.sampled_from(["a", "中", "\x01", "😀", '"']), max_size=4000),
+    ),
+    keys=st.lists(st.text(alphabet="abc/", min_size=1, max_size=60), max_size=40),
+    limit=st.integers(min_value=2500, max_value=30_000),
+)
+def test_a_change_cut_to_fit_keeps_to_the_limit_and_cuts_only_what_it_names(texts, keys, limit):
+    change = replay_of(pns_item(), ZONE, FULL)
+    change = replace(change, call={**change.call, **texts, "recording_keys": keys})
+
+    def size(candidate: change_events.Change) -> int:
+        return len(json.dumps(candidate.detail("x", EMITTED)).encode())  # \u escapes: the costliest form
+
+    cut = change_events.fitted(change, size, limit)
+
+    assert cut is not None and size(cut) <= limit
+    assert set(cut.truncated) <= set(change_events._CUTTABLE)
+    assert cut.idempotency_key == change.idempotency_key
+    for name, value in change.call.items():
+        if name in cut.truncated:
+            assert value[: len(cut.call[name])] == cut.call[name] and len(cut.call[name]) < len(value), name
+        else:
+            assert cut.call[name] == value, name
+    assert (cut.truncated == ()) == (size(change) <= limit)

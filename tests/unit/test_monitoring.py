@@ -32,10 +32,20 @@ def emitted_metrics() -> set[str]:
 
 def test_every_metric_the_code_emits_is_on_the_dashboard():
     [dashboard] = resources_of_type(MONITORING, "AWS::CloudWatch::Dashboard").values()
-    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0]
     names = emitted_metrics()
     assert len(names) > 20  # the scan found the code's metrics
     assert sorted(name for name in names if f'"{name}"' not in body) == []
+
+
+def test_no_dashboard_metric_has_an_empty_dimension_without_a_lake():
+    # CloudWatch refuses a dashboard whose metric has an empty dimension value; a stack
+    # with LakeEnabled=false passes no delivery stream name.
+    [dashboard] = resources_of_type(MONITORING, "AWS::CloudWatch::Dashboard").values()
+    body, variables = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert "${DeliveryStreamName}" not in body and "${LakeStreamShown}" in body
+    condition, when_on, when_off = variables["LakeStreamShown"]["Fn::If"]
+    assert (condition, when_on) == ("LakeOn", {"Ref": "DeliveryStreamName"}) and when_off
 
 
 def test_every_alarm_notifies_the_topic_and_has_its_runbook_entry():
@@ -98,7 +108,7 @@ def test_dashboard_and_alarms_watch_the_namespace_and_dimensions_emitted(push_en
                 dimensions = tuple((d["Name"], d["Value"]) for d in stat["Metric"].get("Dimensions", []))
                 watched.append((stat["Metric"]["Namespace"], dimensions))
     [dashboard] = resources_of_type(MONITORING, "AWS::CloudWatch::Dashboard").values()
-    for widget in json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])["widgets"]:
+    for widget in json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0])["widgets"]:
         for entry in widget.get("properties", {}).get("metrics", []):
             parts = [part for part in entry if isinstance(part, str)]
             if parts and parts[0] != "..." and not parts[0].startswith("AWS/"):

@@ -396,3 +396,36 @@ def test_settings_refuse_hashed_without_a_salt_and_a_missing_bus(push_env):
         PublisherSettings.from_env(base | {"PHONE_NUMBERS": "partly"})
     with pytest.raises(ValueError, match="EVENT_BUS_NAME"):
         PublisherSettings.from_env(push_env)
+
+
+def call_with_cause(cause: str, number: int = 0) -> dict[str, Any]:
+    """An INSERT of a call whose hang-up cause (free text NXCLOUD sent) is ``cause``."""
+    item = pns_item(pk=f"ID#big-{number}")
+    item = item | {"callSummary": {**(item.get("callSummary") or {}), "hangupCause": cause}}
+    record = stream_record("INSERT", None, item)
+    record["dynamodb"]["SequenceNumber"] = f"{10**20 + number}"
+    return record
+
+
+def test_an_event_past_256_kb_is_put_with_its_longest_text_cut_and_named(sinks, log_output):
+    # 150 KB of Chinese text fits as UTF-8 (it was 300 KB as \u escapes, and never put);
+    # 300 KB does not: its hang-up cause is cut to fit, the event says so, the row keeps
+    # it whole, and the log names the call.
+    fits, past = "中" * 50_000, "话" * 100_000
+    records = [call_with_cause(fits, 1), call_with_cause(past, 2), *records_of(3)]
+
+    outcome = make_publisher(sinks).publish_records(records)
+
+    assert (outcome.published, outcome.failed) == (5, [])
+    events = {event["detail"]["call"]["call_id"]: event["detail"] for event in sinks.received()}
+    assert all(detail_problems(detail) == [] for detail in events.values())
+    whole, cut = events.get("big-1"), events.get("big-2")
+    assert whole is not None and cut is not None
+    assert whole["call"]["hangup_cause"] == fits and "truncatedFields" not in whole["metadata"]
+    assert cut["metadata"]["truncatedFields"] == ["hangup_cause"]
+    assert past.startswith(cut["call"]["hangup_cause"]) and 150_000 < len(cut["call"]["hangup_cause"]) * 3 < 256 * 1024
+    rows = {row["call_id"]: row for row in sinks.rows()}
+    assert rows["big-2"]["hangup_cause"] == past
+    assert rows["big-2"]["idempotency_key"] == cut["metadata"]["idempotencyKey"]
+    logged = [json.loads(line) for line in log_output().splitlines() if "size limit" in line]
+    assert [(line["callId"], line["columns"]) for line in logged] == [("big-2", ["hangup_cause"])]

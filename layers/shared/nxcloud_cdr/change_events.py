@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -235,6 +237,8 @@ class Change:
     call: dict[str, Any]
     changed_fields: tuple[str, ...]
     replayed: bool = False
+    # Columns cut to fit a service's size limit (:func:`fitted`), named in the event.
+    truncated: tuple[str, ...] = ()
 
     @property
     def removed(self) -> bool:
@@ -264,6 +268,7 @@ class Change:
                 "idempotencyKey": self.idempotency_key,
                 "emittedAt": iso_utc(emitted_at),
                 "replayed": self.replayed,
+                **({"truncatedFields": list(self.truncated)} if self.truncated else {}),
             },
             "call": self.call,
             "changedFields": list(self.changed_fields),
@@ -283,6 +288,45 @@ class Change:
             **call,
             "dt": self.call_date,
         }
+
+
+# What a change may cut to fit a size limit: the free text and lists NXCLOUD's values
+# fill, never the call's key, its times, numbers or version.
+_CUTTABLE = tuple(
+    name
+    for name, kind in COLUMNS.items()
+    if kind in ("string", "array<string>") and name not in ("call_id", "kind", *NUMBER_COLUMNS)
+)
+
+
+def _encoded_bytes(value: Any) -> int:
+    """A value's bytes in JSON text, as the event (UTF-8) or the row carries it."""
+    if not isinstance(value, (str, list)) or not value:
+        return 0
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def fitted(change: Change, size: Callable[[Change], int], limit: int) -> Change | None:
+    """The change within ``limit`` bytes as ``size`` measures it (its event or its
+    row): the longest cuttable columns shortened, and named in ``truncated``; None when
+    it does not fit even with them emptied. The idempotency key is unchanged: it is of
+    the call's key and version, which are never cut."""
+    current = change
+    while (excess := size(current) - limit) > 0:
+        call = dict(current.call)
+        longest = max(_CUTTABLE, key=lambda name: _encoded_bytes(call.get(name)))
+        value = call[longest]
+        encoded = _encoded_bytes(value)
+        if not encoded:
+            return None
+        # A character costs 1 to 6 bytes as encoded (a list item more): take off what the
+        # excess needs at this value's own mean, and a little more, so that it seldom
+        # takes two rounds.
+        per_item = max(1.0, encoded / len(value))
+        call[longest] = value[: max(0, len(value) - int(excess / per_item) - 16)]
+        named = current.truncated if longest in current.truncated else (*current.truncated, longest)
+        current = replace(current, call=call, truncated=named)
+    return current
 
 
 # The first day the lake's partition projection covers (lake.yaml's projection.dt.range).

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-from .change_events import SOURCE, Change, NumberPolicy, change_of, is_call_key, replay_of
+from .change_events import SOURCE, Change, NumberPolicy, change_of, fitted, is_call_key, replay_of
 from .observability import logger
 from .times import now_utc
 
@@ -67,13 +67,16 @@ class _Pending:
 
 
 def event_entry(change: Change, event_id: str, emitted_at: datetime, bus_name: str) -> dict[str, Any]:
-    """The PutEvents entry of a change."""
-    return {
-        "Source": SOURCE,
-        "DetailType": change.detail_type,
-        "Detail": json.dumps(change.detail(event_id, emitted_at), separators=(",", ":")),
-        "EventBusName": bus_name,
-    }
+    """The PutEvents entry of a change. The detail is UTF-8 text rather than \\u escapes
+    (a Chinese character is then 3 of the entry's 256 KB, not 6), unless a value holds
+    what UTF-8 cannot carry (a lone surrogate), which only an escape can."""
+    detail = change.detail(event_id, emitted_at)
+    text = json.dumps(detail, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(detail, separators=(",", ":"))
+    return {"Source": SOURCE, "DetailType": change.detail_type, "Detail": text, "EventBusName": bus_name}
 
 
 def entry_bytes(entry: Mapping[str, Any]) -> int:
@@ -204,13 +207,13 @@ class ChangePublisher:
         calls: list[Callable[[], tuple[str, set[int]]]] = []
         unsendable: dict[str, set[int]] = {"events": set(), "rows": set()}
         if to_bus:
-            entries = [event_entry(p.change, p.event_id, emitted_at, self.bus_name) for p in pending]
+            entries = [self._fitting_entry(p, emitted_at) for p in pending]
             sizes = [(index, entry_bytes(entry)) for index, entry in enumerate(entries)]
             groups = pack(sizes, EVENTS_PER_CALL, EVENT_BYTES_PER_CALL)
             unsendable["events"] = set(range(len(entries))) - {index for group in groups for index in group}
             calls += [self._events_call(group, entries) for group in groups]
         if self.firehose is not None:
-            rows = [lake_bytes(p.change, p.event_id, emitted_at) for p in pending]
+            rows = [self._fitting_row(p, emitted_at) for p in pending]
             records = pack(((index, len(row)) for index, row in enumerate(rows)), len(rows), BYTES_PER_RECORD)
             unsendable["rows"] = set(range(len(rows))) - {index for record in records for index in record}
             data = [b"".join(rows[index] for index in record) for record in records]
@@ -240,6 +243,34 @@ class ChangePublisher:
                 extra={"events": len(failed["events"]), "rows": len(failed["rows"]), "changes": len(not_landed)},
             )
         return outcome
+
+    def _fitting_entry(self, pending: _Pending, emitted_at: datetime) -> dict[str, Any]:
+        """The change's entry, its longest text cut when it is past PutEvents' limit: a
+        call whose event can never be put would be retried until given up, and every
+        change of the stream's shard after it held back meanwhile."""
+        entry = event_entry(pending.change, pending.event_id, emitted_at, self.bus_name)
+        if entry_bytes(entry) <= EVENT_BYTES_PER_CALL:
+            return entry
+        cut = fitted(
+            pending.change,
+            lambda change: entry_bytes(event_entry(change, pending.event_id, emitted_at, self.bus_name)),
+            EVENT_BYTES_PER_CALL,
+        )
+        _log_cut("event", pending, cut)
+        # Uncuttable (never so far: the key, times and numbers are small): left as it is,
+        # it is unsendable and reported failed.
+        return entry if cut is None else event_entry(cut, pending.event_id, emitted_at, self.bus_name)
+
+    def _fitting_row(self, pending: _Pending, emitted_at: datetime) -> bytes:
+        """The change's lake row, cut like its event when past a Firehose record's limit."""
+        row = lake_bytes(pending.change, pending.event_id, emitted_at)
+        if len(row) <= BYTES_PER_RECORD:
+            return row
+        cut = fitted(
+            pending.change, lambda change: len(lake_bytes(change, pending.event_id, emitted_at)), BYTES_PER_RECORD
+        )
+        _log_cut("lake row", pending, cut)
+        return row if cut is None else lake_bytes(cut, pending.event_id, emitted_at)
 
     def _events_call(self, group: list[int], entries: list[dict[str, Any]]) -> Callable[[], tuple[str, set[int]]]:
         def call() -> tuple[str, set[int]]:
@@ -289,6 +320,14 @@ class ChangePublisher:
         if codes:
             logger.info("entries refused", extra={"codes": codes, "notLanded": len(remaining)})
         return set(remaining)
+
+
+def _log_cut(what: str, pending: _Pending, cut: Change | None) -> None:
+    call = pending.change.call
+    logger.warning(
+        f"{what} past its size limit: columns cut" if cut else f"{what} past its size limit and cannot be cut",
+        extra={"kind": call["kind"], "callId": call["call_id"], "columns": list(cut.truncated) if cut else []},
+    )
 
 
 def batch_answer(failed: Iterable[str]) -> dict[str, Any]:

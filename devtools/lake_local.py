@@ -61,6 +61,10 @@ MAX_EVENTS_BYTES = 256 * 1024
 MAX_FIREHOSE_RECORDS = 500
 MAX_FIREHOSE_RECORD_BYTES = 1000 * 1024
 MAX_FIREHOSE_BATCH_BYTES = 4 * 1024 * 1024
+# The error output's types: Firehose's own, and the buffer's (a local file, which a crash
+# mid-append can leave with a torn last line; Firehose has no such file).
+PROCESSING_FAILED = "processing-failed"
+UNREADABLE_LINE = "unreadable-buffer-line"
 _DT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EPOCH = datetime(1970, 1, 1)  # the lake's timestamps: UTC without a zone
 
@@ -156,12 +160,20 @@ def _locked(paths: LakePaths) -> Iterator[None]:
 
 
 def _append_durably(path: Path, lines: Iterable[str]) -> None:
+    """Append these lines and sync them (the caller holds the file's lock)."""
     data = "".join(f"{line}\n" for line in lines).encode()
     if not data:
         return
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(descriptor, data)
+        # A crash mid-append leaves a last line without its end: these lines must start
+        # on a line of their own, or the first of them is lost with it.
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        remaining = memoryview(data)
+        while remaining:
+            remaining = remaining[os.write(descriptor, remaining) :]
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
@@ -202,7 +214,7 @@ def buffer_records(paths: LakePaths, records: Iterable[bytes]) -> None:
     for data in records:
         rows, problem = deaggregate(data)
         if problem is not None:
-            entry = {"error": "processing-failed", "reason": problem, "raw": base64.b64encode(data).decode()}
+            entry = {"error": PROCESSING_FAILED, "reason": problem, "raw": base64.b64encode(data).decode()}
             lines.append(json.dumps(entry))
         lines.extend(json.dumps({"row": row}, separators=(",", ":")) for row in rows)
     with _locked(paths):
@@ -211,6 +223,8 @@ def buffer_records(paths: LakePaths, records: Iterable[bytes]) -> None:
 
 def buffered_rows(paths: LakePaths) -> int:
     """Rows (and unreadable records) waiting for a flush."""
+    if not paths.buffer.is_dir():
+        return 0
     with _locked(paths):
         count = 0
         for batch in _pending(paths):
@@ -239,8 +253,13 @@ def flush(lake_dir: Path | None = None, *, now: datetime | None = None) -> Flush
     Under the buffer's lock, the buffer is sealed as a batch first; a batch's files are
     named after it and written whole before they are renamed into place, and the batch
     is removed after its files: a flush that dies half-way is finished by the next one,
-    which writes the same files again (no row lost, none twice)."""
+    which writes the same files again (no row lost, none twice). A line that is not
+    one buffer_records wrote whole (a crash mid-append tears the last) is set aside in
+    the error output, under ``errors/unreadable-buffer-line/``, with the batch's rows
+    written: it never holds the buffer up."""
     paths = local_paths() if lake_dir is None else LakePaths(lake=Path(lake_dir), events=Path())
+    if not paths.buffer.is_dir():  # nothing was ever put: no folders made for nothing
+        return FlushReport(0, (), 0)
     now = now or datetime.now(UTC)
     written: list[Path] = []
     rows = errors = 0
@@ -265,10 +284,10 @@ def _write_batch(lake: Path, batch: Path) -> tuple[list[Path], int, int]:
     schema = arrow_schema()
     partitions: dict[str, list[dict[str, Any]]] = {}
     failed: list[dict[str, Any]] = []
-    for line in batch.read_text(encoding="utf-8").splitlines():
+    for line in batch.read_bytes().split(b"\n"):
         if not line.strip():
             continue
-        entry = json.loads(line)
+        entry = _buffer_entry(line)
         if "row" not in entry:
             failed.append(entry)
             continue
@@ -316,6 +335,21 @@ def _write_batch(lake: Path, batch: Path) -> tuple[list[Path], int, int]:
     return files, rows, len(failed)
 
 
+def _buffer_entry(line: bytes) -> dict[str, Any]:
+    """A buffer line as buffer_records writes it: a row, or a record for the error
+    output; any other line (torn by a crash mid-append, damaged) as an error output
+    entry of its own, its bytes kept."""
+    try:
+        entry = json.loads(line)
+    except ValueError as error:  # UnicodeDecodeError is one
+        reason = f"not JSON: {error}"
+    else:
+        if isinstance(entry, dict) and (isinstance(entry.get("row"), dict) or entry.get("error") == PROCESSING_FAILED):
+            return entry
+        reason = "neither a row nor a record for the error output"
+    return {"error": UNREADABLE_LINE, "reason": reason, "raw": base64.b64encode(line).decode()}
+
+
 def _table(rows: list[dict[str, Any]], schema: Any) -> Any:
     """The rows as an Arrow table of the lake's schema (columns it does not have are
     left out, as Firehose's conversion leaves them); None when a value does not fit."""
@@ -342,15 +376,27 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _event(line: str | bytes) -> dict[str, Any] | None:
+    """A line of the sink as an event; None for a blank line or one torn by a crash
+    mid-append (its put was never answered): the events after it are still read."""
+    if not line.strip():
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 def read_events(events_file: Path | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
     """The events put on the local bus (EventBridge's envelope), oldest first; those at
     or after ``since`` (an aware datetime) when given."""
     path = local_paths().events if events_file is None else events_file
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
         return []
-    events = [json.loads(line) for line in lines if line.strip()]
+    events = [event for event in map(_event, lines) if event is not None]
     if since is None:
         return events
     floor = _iso(since)
@@ -384,10 +430,9 @@ def follow_events(
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
-            if line.strip():
-                event = json.loads(line)
-                if str(event.get("time", "")) >= floor:
-                    yield event
+            event = _event(line)
+            if event is not None and str(event.get("time", "")) >= floor:
+                yield event
         if not complete:
             stop.wait(poll_s)
 

@@ -10,8 +10,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,7 @@ def processes_mentioning(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     work = tmp_path_factory.mktemp("local")
-    ports = tuple(free_port() for _ in range(5))
+    ports = tuple(free_port() for _ in range(6))
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "TABLE_", "PUSH_", "NXCLOUD_"))
     }
@@ -58,7 +60,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "LOCAL_NXCLOUD_PORT": str(ports[2]),
         "LOCAL_S3_PORT": str(ports[3]),
         "LOCAL_RECORDINGS_PORT": str(ports[4]),
+        # Any free port when unset, but the developer's shell may set it.
+        "LOCAL_LAKE_PORT": str(ports[5]),
         "NXCDR_LOCAL_ENV": str(work / "local.env"),
+        # The lake and the events' sink are beside it (work/lake, work/events), not yours.
         "NXCDR_LOCAL_STATE": str(work / "stack.json"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -267,14 +272,16 @@ def test_make_invoke_without_a_running_stack_says_so_in_one_line():
     assert "no local stack answers" in completed.stderr and "Traceback" not in completed.stderr
 
 
-def until(condition, seconds: float = 60.0):
+def until(condition, seconds: float = 60.0, last=None):
+    """``condition``'s first true value within ``seconds``; else the test fails, with
+    what ``last`` gives (the last output seen)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.5)
-    pytest.fail("not within the time allowed")
+    pytest.fail("not within the time allowed" + (f"; last seen:\n{last()}" if last else ""))
 
 
 def test_a_pushed_recording_is_archived_into_the_local_s3(stack, tmp_path):
@@ -366,6 +373,57 @@ def test_records_from_before_the_archiver_are_backfilled(stack):
     until(lambda: nxcdr_json(stack, "show", "e2e-old-1")[0].get("recordingState") == "archived")
 
 
+# The README's demo of the events and the lake, without `nxcdr lake flush`: the local
+# delivery stream writes Parquet within a minute of a push by itself.
+DEMO_CALL = f"e2e-lake-{uuid.uuid4().hex[:12]}"
+
+
+def test_a_pushed_call_is_an_event_and_a_row_of_calls_within_a_minute(stack):
+    import jsonschema
+
+    body = json.loads(payload("pns-call-result.json")) | {"callId": DEMO_CALL}
+    pushed = time.monotonic()
+    status, answer = post(stack.api + "/v1/pns/call-result/local-example-token", json.dumps(body).encode())
+    assert (status, answer["id"]) == (200, DEMO_CALL)
+    last: dict[str, str] = {}
+
+    def seen(*args: str):
+        completed = nxcdr(stack, "--json", *args)
+        shown = completed.stdout if len(completed.stdout) < 4000 else completed.stdout[:4000] + "\n[...]\n"
+        last["output"] = f"$ ./nxcdr --json {' '.join(args)}\n{shown}{completed.stderr}"
+        assert completed.returncode == 0, last["output"]
+        return completed.stdout
+
+    def created():
+        events = [json.loads(line) for line in seen("events", "--since", "10m").splitlines()]
+        mine = [event for event in events if event["detail"]["call"]["call_id"] == DEMO_CALL]
+        return [event for event in mine if event["detail-type"] == "Call Record Created"]
+
+    [event] = until(created, 60 - (time.monotonic() - pushed), lambda: last["output"])
+    schema = json.loads((REPO_ROOT / "schemas" / "call-change-event-v1.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator.validate(event["detail"])
+    assert (event["source"], event["detail"]["call"]["kind"]) == ("nxcloud.cdr", "pns_call_result")
+
+    def row():
+        return [call for call in json.loads(seen("sql", "SELECT * FROM calls")) if call["call_id"] == DEMO_CALL]
+
+    [call] = until(row, 60 - (time.monotonic() - pushed), lambda: last["output"])
+    assert call["kind"] == "pns_call_result"
+    assert (call["caller_number"], call["callee_number"], call["did_number"]) == (
+        body["caller"],
+        body["callee"],
+        body["did"],
+    )
+    assert (call["duration_sec"], call["bind_id"], call["customer_bind_id"]) == (
+        body["duration"],
+        body["bindId"],
+        body["customerBindId"],
+    )
+    assert call["call_start_utc"] == datetime.fromtimestamp(body["startAt"], UTC).replace(tzinfo=None).isoformat()
+    assert call["sources"] == ["push"]
+
+
 def test_ctrl_c_stops_everything(stack):
     os.killpg(stack.process.pid, signal.SIGINT)
     stack.process.wait(timeout=30)
@@ -374,3 +432,18 @@ def test_ctrl_c_stops_everything(stack):
     assert processes_mentioning(f"-port {stack.ports[1]}") == []  # no DynamoDB Local left
     assert processes_mentioning("devtools.local_stack") == []
     assert not Path(stack.env["NXCDR_LOCAL_STATE"]).exists()
+
+
+def test_the_lake_is_still_queried_after_the_stack_stopped(stack):
+    """Its state file is gone; `sql`, `events` and `lake flush` read the lake it left,
+    and what needs the stack says in one line that it is not running."""
+    assert stack.process.poll() is not None  # stopped by the test before
+    completed = nxcdr(stack, "--json", "sql", f"SELECT call_id FROM calls WHERE call_id = '{DEMO_CALL}'")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == [{"call_id": DEMO_CALL}]
+    events = nxcdr(stack, "--json", "events", "--since", "1h")
+    assert events.returncode == 0 and DEMO_CALL in events.stdout
+    flushed = nxcdr(stack, "lake", "flush")
+    assert flushed.returncode == 0 and flushed.stdout.startswith("0 rows written"), flushed  # the stop wrote them
+    listed = nxcdr(stack, "list")
+    assert listed.returncode == 1 and listed.stderr.count("\n") == 1 and "make local" in listed.stderr

@@ -103,3 +103,79 @@ def test_a_query_duckdb_refuses_is_one_line(local, capsys):
     code, out, err = run(capsys, "sql", "SELECT nothing FROM nowhere")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("nxcdr: ") and "nowhere" in err
+
+
+@pytest.fixture
+def stopped(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The lake a local stack left when it stopped: no state file (removed as it
+    stopped), one Parquet file."""
+    from devtools.lake_local import buffer_records, flush
+    from tests.unit.test_lake_local import a_row
+
+    monkeypatch.setenv("NXCDR_LOCAL_STATE", str(tmp_path / "stack.json"))
+    paths = default_paths(tmp_path)
+    buffer_records(paths, [json.dumps(a_row("c1", "e1", recording_key="")).encode()])
+    assert flush(paths.lake).rows == 1
+    return paths
+
+
+def test_sql_events_and_flush_read_the_lake_after_the_local_stack_stopped(stopped, capsys):
+    from devtools.lake_local import buffer_records
+    from tests.unit.test_lake_local import a_row
+
+    assert len(list(stopped.lake.glob("call_changes/*/*.parquet"))) == 1
+    event = {
+        "id": "ev-1",
+        "detail-type": "Call Record Created",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    stopped.events.parent.mkdir(parents=True)
+    stopped.events.write_text(json.dumps(event | {"detail": {"call": {"call_id": "c1"}}}) + "\n")
+
+    code, out, _ = run(capsys, "--json", "sql", "SELECT call_id, duration_sec FROM calls")
+    assert code == 0 and json.loads(out) == [{"call_id": "c1", "duration_sec": 61}]
+    code, out, _ = run(capsys, "--json", "events", "--since", "1h")
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["ev-1"]
+    buffer_records(stopped, [json.dumps(a_row("c2", "e2")).encode()])
+    code, out, _ = run(capsys, "lake", "flush")
+    assert code == 0 and out.startswith("1 rows written in 1 files")
+    assert len(list(stopped.lake.glob("call_changes/*/*.parquet"))) == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["list"], ["show", "c1"], ["sync"], ["urls"], ["quarantine"], ["recording", "c1"], ["lake", "backfill"]],
+)
+def test_what_needs_the_running_stack_says_in_one_line_that_it_is_not_running(stopped, capsys, command):
+    from tools.nxcdr.target import NOT_RUNNING
+
+    with pytest.raises(SystemExit) as ended:
+        cli.main(command)
+    assert ended.value.code == NOT_RUNNING and "make local" in NOT_RUNNING and "\n" not in NOT_RUNNING
+    assert capsys.readouterr().out == ""
+
+
+def test_csv_tells_null_from_the_empty_text_and_shows_a_list_as_one_json_cell(stopped, capsys):
+    code, out, _ = run(
+        capsys,
+        "sql",
+        "--csv",
+        "SELECT call_id, sources, recording_key, bind_id, ['a,b', '\"c\"'] AS listed, true AS flag FROM calls",
+    )
+    assert code == 0
+    assert out.splitlines() == [
+        '"call_id","sources","recording_key","bind_id","listed","flag"',
+        '"c1","[""push""]","",,"[""a,b"", ""\\""c\\""""]","true"',  # NULL: nothing; "": ""
+    ]
+    [header, row] = csv.reader(io.StringIO(out), quoting=csv.QUOTE_NOTNULL)
+    assert dict(zip(header, row, strict=True)) == {
+        "call_id": "c1",
+        "sources": '["push"]',
+        "recording_key": "",
+        "bind_id": None,
+        "listed": '["a,b", "\\"c\\""]',
+        "flag": "true",
+    }
+    assert json.loads(row[4]) == ["a,b", '"c"']
+    code, out, _ = run(capsys, "sql", "--csv", "SELECT NULL AS nothing")  # a NULL alone: an empty line
+    assert code == 0 and out == '"nothing"\n\n'

@@ -22,6 +22,10 @@ from tools.nxcdr.times import parse_time, time_argument
 EVENT_COLUMNS = ("time", "detail-type", "kind", "call_id", "record_version", "changed")
 # How often --follow asks a deployed stack's log group again.
 _POLL_SECONDS = 2.0
+# A log event's time is the change event's, and its copy is written a moment later
+# (longer when EventBridge retries the log target): each poll of --follow looks back
+# this far before the newest event it printed, so that one written late is not passed.
+_LATE_MS = 60_000
 
 
 def register(commands: Commands, parents: Parents) -> None:
@@ -36,19 +40,21 @@ def _deployed_events(
 ) -> Iterator[dict[str, Any]]:
     if not lake.events_log_group:
         raise OperatorError("the stack keeps no readable copy of its events (EventLogDays=0)")
-    start = int(since.timestamp() * 1000)
-    seen: set[str] = set()
+    floor = int(since.timestamp() * 1000)
+    newest = floor
+    # Printed events by id, with their time: the look-back reads them again.
+    seen: dict[str, int] = {}
     while True:
+        start = max(floor, newest - _LATE_MS)
         arguments: dict[str, Any] = {"logGroupName": lake.events_log_group, "startTime": start}
         found = False
         while True:
             page = lake.logs.filter_log_events(**arguments)
             for entry in page.get("events", []):
-                # The same event may come again when the next poll starts at its time.
                 if entry["eventId"] in seen:
                     continue
-                seen.add(entry["eventId"])
-                start = max(start, int(entry["timestamp"]))
+                seen[entry["eventId"]] = int(entry["timestamp"])
+                newest = max(newest, int(entry["timestamp"]))
                 found = True
                 yield json.loads(entry["message"])
             if not page.get("nextToken"):
@@ -56,6 +62,8 @@ def _deployed_events(
             arguments["nextToken"] = page["nextToken"]
         if not follow:
             return
+        # What is older than the next look-back is never read again.
+        seen = {event_id: moment for event_id, moment in seen.items() if moment >= newest - _LATE_MS}
         if not found:
             sleep(_POLL_SECONDS)
 

@@ -2,25 +2,55 @@
 stream buffers as Parquet now (a deployed stream writes within its buffer interval);
 ``lake backfill`` publishes every stored call again, to the bus and the lake, marked
 ``replayed`` and with the idempotency key of the change it shows: a re-run adds rows to
-``call_changes`` and none to ``calls``."""
+``call_changes`` and none to ``calls``.
+
+A backfill reads the calls in the order of their time (the ByTime index, month by
+month), so that the delivery stream's buffer holds rows of a few call dates at a time,
+and paces the dates it sends to Firehose's limit of open partitions
+(:class:`PartitionPacer`): a table scan's hash order put rows of every date of a long
+history in each buffer, and Firehose sent the rows past its 500th date to ``errors/``."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
 
+from nxcloud_cdr.change_events import LAKE_FIRST_DAY, NumberPolicy, replay_of
+from nxcloud_cdr.items import SORT_KEY
 from nxcloud_cdr.publisher import ChangePublisher, number_policy
-from nxcloud_cdr.times import parse_zone
+from nxcloud_cdr.store import CallStore
+from nxcloud_cdr.times import now_utc, parse_zone
 
 from tools.nxcdr.arguments import Commands, Parents
 from tools.nxcdr.errors import OperatorError
 from tools.nxcdr.output import emit, render_table
 from tools.nxcdr.sql import lake_of
 from tools.nxcdr.target import Target
+from tools.nxcdr.times import iso, parse_time, time_argument
 
 BACKFILL_COLUMNS = ("pages", "published", "failed", "lake_records", "lake_bytes")
-# Items a page of the scan: a publisher batch of events is 10 a call, of rows 500.
+# Items a page: a publisher batch of events is 10 a call, of rows 500.
 _PAGE = 500
+# Firehose's dynamic partitioning keeps at most 500 partitions (call dates, dt=) of a
+# delivery stream open at once, and sends the rows of any further date to errors/
+# (PartitionCountExceeded). A backfill opens at most 400 within a window: the rest is
+# for the dates the table's stream sends meanwhile (today's, a late call's).
+FIREHOSE_PARTITIONS = 500
+PARTITION_BUDGET = 400
+# How long after a date's last row a partition of it may stay open: Firehose writes a
+# partition's buffer up to 1.5 times its buffer interval after the partition opened (it
+# buffers in stages), plus a margin for a slow write.
+_DELIVERY_FACTOR = 1.5
+_WINDOW_MARGIN_SECONDS = 10.0
+# Only the date of a call's row is read from its change, and no number shows in it.
+_NO_NUMBERS = NumberPolicy("none")
 
 
 def register(commands: Commands, parents: Parents) -> None:
@@ -32,6 +62,12 @@ def register(commands: Commands, parents: Parents) -> None:
         "backfill", parents=[parents.common], help="publish every stored call again (idempotent)"
     )
     backfill.add_argument("--lake-only", action="store_true", help="to the lake alone, not the bus's subscribers")
+    backfill.add_argument(
+        "--since", type=time_argument, help="only calls that started from (ISO-8601, or 2d ago; default: 2015-01-01)"
+    )
+    backfill.add_argument(
+        "--to", type=time_argument, help="only calls that started before (ISO-8601; default: next month's start)"
+    )
     backfill.set_defaults(run=command_backfill)
 
 
@@ -51,10 +87,17 @@ def command_flush(target: Target, arguments: argparse.Namespace) -> int:
     return 0
 
 
-def command_backfill(target: Target, arguments: argparse.Namespace) -> int:
+def command_backfill(
+    target: Target,
+    arguments: argparse.Namespace,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     lake = lake_of(target)
     if arguments.lake_only and not lake.stream_name:
         raise OperatorError("--lake-only: the stack has no lake (LakeEnabled=false)")
+    start, end = backfill_range(arguments.since, arguments.to)
     publisher = ChangePublisher(
         lake.events,
         lake.bus_name,
@@ -63,23 +106,148 @@ def command_backfill(target: Target, arguments: argparse.Namespace) -> int:
         firehose=lake.firehose,
         stream_name=lake.stream_name,
     )
+    pacer = (
+        PartitionPacer(
+            lake.buffer_seconds * _DELIVERY_FACTOR + _WINDOW_MARGIN_SECONDS,
+            PARTITION_BUDGET,
+            clock=clock,
+            sleep=sleep,
+            say=_say,
+        )
+        if lake.stream_name and lake.buffer_seconds > 0
+        else None
+    )
     totals = dict.fromkeys(BACKFILL_COLUMNS, 0)
     failed: list[str] = []
-    cursor: str | None = None
-    while True:
-        page = target.store.calls(limit=_PAGE, cursor=cursor)
-        outcome = publisher.publish_items(page.items, to_bus=not arguments.lake_only)
-        totals["pages"] += 1
+
+    def publish(items: list[dict[str, Any]]) -> None:
+        outcome = publisher.publish_items(items, to_bus=not arguments.lake_only)
         totals["published"] += outcome.published
         totals["failed"] += len(outcome.failed)
         totals["lake_records"] += outcome.lake_records
         totals["lake_bytes"] += outcome.lake_bytes
         failed.extend(outcome.failed)
-        sys.stderr.write(f"\rpage {totals['pages']}: {totals['published']} published")
-        cursor = page.cursor
-        if not cursor:
-            break
+
+    # A window of --since/--to is the calls that started in it; the whole history
+    # is also the calls whose time no month from 2015 to now holds (a wrong clock).
+    full = not arguments.since and not arguments.to
+    pages = itertools.chain(
+        target.store.calls_by_time(start, end, page=_PAGE), _calls_outside(target.store, start, end) if full else ()
+    )
+    for page in pages:
+        if pacer is None:
+            publish(page)
+        else:
+            pacer.publish([(call_date(item, publisher.zone), item) for item in page], publish)
+        totals["pages"] += 1
+        reached = f", calls of {str(page[-1].get(SORT_KEY, ''))[:10]}" if page else ""
+        sys.stderr.write(f"\rpage {totals['pages']}: {totals['published']} published{reached}")
     sys.stderr.write("\n")
     emit(arguments, {**totals, "failedKeys": failed}, render_table([totals], BACKFILL_COLUMNS))
     # Failed items are named; running it again publishes them (and the rest, harmlessly).
     return 1 if failed else 0
+
+
+def backfill_range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    """The call start times a backfill publishes: [--since, --to), by default from
+    the lake's first day to the start of next month (UTC)."""
+    start = parse_time(since) if since else parse_time(LAKE_FIRST_DAY)
+    end = parse_time(until) if until else _next_month(now_utc())
+    if start >= end:
+        raise OperatorError(f"--since {iso(start)} is not before --to {iso(end)}: the range is empty")
+    return start, end
+
+
+def _say(text: str) -> None:
+    # Over the progress line (which is shorter), and on a line of its own: the progress
+    # goes on under it.
+    sys.stderr.write(f"\r{text}\n")
+
+
+def _next_month(moment: datetime) -> datetime:
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def _calls_outside(store: CallStore, start: datetime, end: datetime) -> Iterator[list[dict[str, Any]]]:
+    # A Scan of the whole table may take a while before its first call is found.
+    _say(f"scanning the table for calls of a time before {iso(start)} or from {iso(end)} on (a wrong clock)")
+    cursor: str | None = None
+    while True:
+        page = store.calls_outside(start, end, limit=_PAGE, cursor=cursor)
+        if page.items:
+            yield page.items
+        cursor = page.cursor
+        if not cursor:
+            return
+
+
+def call_date(item: dict[str, Any], zone: tzinfo) -> str | None:
+    """The lake partition (``dt``) of a stored call's row, as the publisher builds the
+    row; None when its change cannot be built (the publisher fails it: no row)."""
+    try:
+        return replay_of(item, zone, _NO_NUMBERS).call_date
+    except Exception:  # the publisher reports the item, by its key
+        return None
+
+
+@dataclass
+class PartitionPacer:
+    """Sends items so that the call dates sent within ``window_seconds`` (how long a
+    date's partition may stay open after its last row) never pass ``budget``: when an
+    item's date would, what is gathered is sent and it waits until the window of every
+    date sent has passed, then starts again. A date without rows (None) counts for
+    nothing. Windows are counted from each date's last send, not from a fixed start: a
+    date sent at the end of one window is still open in the next."""
+
+    window_seconds: float
+    budget: int = PARTITION_BUDGET
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    say: Callable[[str], None] = lambda _: None
+    # Each date sent within the window: when its last send returned.
+    _sent: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.budget < 1:
+            raise ValueError("the budget of call dates is at least 1")
+
+    def publish[T](self, dated: Sequence[tuple[str | None, T]], send: Callable[[list[T]], None]) -> None:
+        """``send`` the items, in their order, in as few calls as the budget allows."""
+        chunk: list[T] = []
+        dates: set[str] = set()
+        for date, item in dated:
+            if date is not None and date not in dates and not self._fits(dates | {date}):
+                if chunk:
+                    self._send(chunk, dates, send)
+                    chunk, dates = [], set()
+                self._wait()
+            chunk.append(item)
+            if date is not None:
+                dates.add(date)
+        if chunk:
+            self._send(chunk, dates, send)
+
+    def _open(self) -> set[str]:
+        now = self.clock()
+        self._sent = {date: at for date, at in self._sent.items() if at + self.window_seconds > now}
+        return set(self._sent)
+
+    def _fits(self, dates: set[str]) -> bool:
+        return len(self._open() | dates) <= self.budget
+
+    def _send(self, chunk: list[Any], dates: set[str], send: Callable[[list[Any]], None]) -> None:
+        send(chunk)
+        # Timed once the rows have landed: a partition opens when its first row lands.
+        now = self.clock()
+        self._sent.update(dict.fromkeys(dates, now))
+
+    def _wait(self) -> None:
+        count = len(self._open())
+        seconds = max(0.0, max(self._sent.values(), default=0.0) + self.window_seconds - self.clock())
+        self.say(
+            f"waiting {math.ceil(seconds)} s: {count} call dates in this buffer interval"
+            f" (Firehose allows {FIREHOSE_PARTITIONS})"
+        )
+        self.sleep(seconds)
+        self._sent.clear()

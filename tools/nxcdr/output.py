@@ -1,8 +1,11 @@
-"""What commands print on stdout: a table, or with --json the same data as JSON."""
+"""What commands print on stdout: a table, or with --json the same data as JSON (and
+for sql, with --csv, as CSV)."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -25,10 +28,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _table_text(value: Any) -> str:
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):  # as --json and --csv show them, not Python's repr
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    cells = [
-        [str(plain(row.get(column, "")) if row.get(column) is not None else "") for column in columns] for row in rows
-    ]
+    cells = [[_table_text(row.get(column)) for column in columns] for row in rows]
     # Only free text is cut; ids must stay whole to be copied into the next command.
     cells = [
         [
@@ -42,6 +52,32 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     lines.append("  ".join("-" * width for width in widths))
     lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in cells]
     return "\n".join(lines)
+
+
+def _csv_text(value: Any) -> str | None:
+    value = plain(value)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | list | dict):  # one cell each, as JSON writes them
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """The rows as CSV, a header first: NULL an empty field, unquoted, and every other
+    value quoted (the empty text is ``""``), so that readers tell them apart as they do
+    in PostgreSQL's CSV (Python's: ``csv.reader(..., quoting=csv.QUOTE_NOTNULL)``);
+    lists, maps and booleans as JSON writes them."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_NOTNULL)
+    writer.writerow(columns)
+    for row in rows:
+        cells = [_csv_text(row.get(column)) for column in columns]
+        if cells == [None]:  # the csv module refuses it; PostgreSQL writes an empty line
+            text.write("\n")
+        else:
+            writer.writerow(cells)
+    return text.getvalue()
 
 
 def emit(arguments: argparse.Namespace, payload: Any, table: str) -> None:

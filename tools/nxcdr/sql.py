@@ -5,7 +5,6 @@ DuckDB over the local stack's lake without."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from datetime import date, datetime
@@ -16,7 +15,7 @@ from tools.nxcdr.arguments import Commands, Parents
 from tools.nxcdr.athena import Rows
 from tools.nxcdr.athena import run as run_on_athena
 from tools.nxcdr.errors import OperatorError
-from tools.nxcdr.output import render_table
+from tools.nxcdr.output import render_csv, render_table
 from tools.nxcdr.target import Lake, Target
 
 
@@ -27,7 +26,11 @@ def register(commands: Commands, parents: Parents) -> None:
         help="SQL over calls (one row per call) and call_changes: Athena with --stack, DuckDB locally",
     )
     sql.add_argument("query", help='e.g. "SELECT kind, count(*) FROM calls GROUP BY kind"')
-    sql.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    sql.add_argument(
+        "--csv",
+        action="store_true",
+        help='CSV instead of a table: NULL an empty field, every other value quoted (the empty text ""), lists as JSON',
+    )
     sql.set_defaults(run=command_sql)
 
 
@@ -76,12 +79,7 @@ def command_sql(target: Target, arguments: argparse.Namespace) -> int:
     if arguments.json:
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
     elif arguments.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(
-                ["" if row[c] is None else json.dumps(row[c]) if isinstance(row[c], list) else row[c] for c in columns]
-            )
+        sys.stdout.write(render_csv(rows, columns))
     else:
         footer = f"\n{len(rows)} row" + ("" if len(rows) == 1 else "s")
         sys.stdout.write(render_table(rows, columns) + footer + "\n")

@@ -41,6 +41,10 @@ class Lake:
     number_mode: str
     salt_secret_id: str
     read_secret: Callable[[str], str]
+    # The delivery stream's buffer interval (LakeBufferSeconds), which a backfill paces
+    # the call dates it sends to (Firehose's partition limit); 0: no pacing, as the
+    # local stand-in has no such limit.
+    buffer_seconds: int = 0
     # The local stack's lake and sink (None: a deployed stack).
     local_lake: Path | None = None
     local_events: Path | None = None
@@ -74,9 +78,30 @@ class Target:
     lake: Lake | None = None
 
 
-def local_target(state_path: Path = LOCAL_STATE) -> Target:
+NOT_RUNNING = "the local stack is not running: start it with `make local`, or give --stack NAME"
+
+
+class _StackNotRunning:
+    """What only the running local stack has (its store, functions, API, bus): any use
+    of it ends the command with the one line saying so. Its lake stays readable."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # Python's own probes (copy, pickle...) find nothing, as on any object
+            raise AttributeError(name)
+        raise SystemExit(NOT_RUNNING)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise SystemExit(NOT_RUNNING)
+
+
+def local_target(state_path: Path | None = None) -> Target:
+    """The running local stack (its state file: NXCDR_LOCAL_STATE, read now, else
+    .local/stack.json). When none runs, the lake it left on disk is still the target of
+    sql, events and lake flush; any other command says the stack is not running."""
+    if state_path is None:
+        state_path = Path(os.environ.get("NXCDR_LOCAL_STATE") or LOCAL_STATE)
     if not state_path.exists():
-        raise SystemExit("the local stack is not running: start it with `make local`, or give --stack NAME")
+        return _stopped_local_target(state_path)
     state = json.loads(state_path.read_text(encoding="utf-8"))
     # The local stack ignores credentials; boto3 only needs some.
     session = boto3.Session(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
@@ -94,6 +119,33 @@ def local_target(state_path: Path = LOCAL_STATE) -> Target:
     )
 
 
+def _stopped_local_target(state_path: Path) -> Target:
+    from devtools.lake_local import local_paths  # noqa: PLC0415 - development code, for the local stack only
+
+    paths = local_paths(state_path)
+    not_running: Any = _StackNotRunning()
+    return Target(
+        store=not_running,
+        lambda_client=not_running,
+        sync_function=not_running,
+        api_url=not_running,
+        push_token=not_running,
+        s3=not_running,
+        recordings_bucket=not_running,
+        lake=Lake(
+            events=not_running,
+            bus_name=not_running,
+            firehose=not_running,
+            stream_name=not_running,
+            number_mode="full",
+            salt_secret_id="",
+            read_secret=not_running,
+            local_lake=paths.lake,
+            local_events=paths.events,
+        ),
+    )
+
+
 def _local_lake(session: boto3.Session, lake: dict[str, Any] | None) -> Lake | None:
     if not lake:
         return None
@@ -102,6 +154,7 @@ def _local_lake(session: boto3.Session, lake: dict[str, Any] | None) -> Lake | N
         bus_name=str(lake["eventBus"]),
         firehose=session.client("firehose", endpoint_url=lake["endpoint"]),
         stream_name=str(lake["deliveryStream"]),
+        buffer_seconds=0,
         number_mode="full",
         salt_secret_id="",
         read_secret=lambda _: "",
@@ -166,6 +219,8 @@ def _deployed_lake(session: boto3.Session, outputs: dict[str, str], parameters: 
         bus_name=outputs["EventBusName"],
         firehose=session.client("firehose"),
         stream_name=outputs.get("LakeDeliveryStreamName", ""),
+        # 300: the template's default, for a stack that predates the parameter.
+        buffer_seconds=int(parameters.get("LakeBufferSeconds") or 300),
         number_mode=str(parameters.get("PhoneNumbers") or "full"),
         salt_secret_id=outputs.get("PhoneNumberSaltSecretArn", ""),
         read_secret=lambda secret_id: str(secrets_manager.get_secret_value(SecretId=secret_id)["SecretString"]),

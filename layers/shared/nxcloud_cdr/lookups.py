@@ -5,14 +5,18 @@ operator runs. Every read returns items as :func:`.items.readable` spells them o
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .dynamodb_types import deserialise, serialise
 from .items import SORT_KEY, readable, record_key
+from .kinds import RECORD_KINDS
+from .store_errors import until_processed
 from .times import iso_utc
 
 if TYPE_CHECKING:
@@ -41,6 +45,9 @@ INDEX_KEYS = {
 NUMBER_INDEXES = (BY_CALLER, BY_CALLEE, BY_DID, BY_DID_Y)
 # Indexes a deployment may leave out (template parameters), to save a write unit per record.
 OPTIONAL_INDEXES = {BY_DID: "DidLookup", BY_DID_Y: "DidYLookup", BY_CUSTOMER_BIND_ID: "CustomerBindIdLookup"}
+# Index entries a query reads (its page), and the keys of a BatchGetItem (its limit).
+_INDEX_PAGE = 1000
+_BATCH_GET_KEYS = 100
 
 
 class LookupOffError(ValueError):
@@ -271,8 +278,8 @@ class Lookups:
         )
 
     def calls(self, *, limit: int = 500, cursor: str | None = None) -> Page:
-        """Every call's item (versions and the sync's state left out), in pages: what
-        ``nxcdr lake backfill`` publishes again. A Scan."""
+        """Every call's item (versions and the sync's state left out), in pages, in the
+        table's order (``nxcdr lake backfill`` reads :meth:`calls_by_time`). A Scan."""
         return self._scan(
             "begins_with(pk, :id) AND NOT begins_with(sk, :version)",
             {},
@@ -280,6 +287,67 @@ class Lookups:
             limit=limit,
             cursor=cursor,
         )
+
+    def calls_by_time(self, start: datetime, end: datetime, *, page: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every call's item whose time in the index (its start, else when it was first
+        received) is in [start, end), oldest first, in pages of up to ``page``: what
+        ``nxcdr lake backfill`` publishes, so that the lake's partitions (call dates)
+        come a few at a time. Reads the ByTime index month by month, the kinds of a
+        month merged by time, then each item whole (the index holds a summary), with
+        BatchGetItem; an item gone in between (TTL) is left out."""
+        if start >= end:
+            return
+        low, high = iso_utc(start), iso_utc(end)
+        # The last month is the one of end's previous instant: end itself is left out.
+        months = _months(start, end - timedelta(microseconds=1))
+        entries = itertools.chain.from_iterable(
+            heapq.merge(
+                *(self._time_entries(f"{kind}#{month}", low, high) for kind in RECORD_KINDS),
+                key=lambda entry: str(entry[SORT_KEY]),
+            )
+            for month in months
+        )
+        for group in itertools.batched(entries, page, strict=False):
+            yield self._whole_items(group)
+
+    def calls_outside(self, start: datetime, end: datetime, *, limit: int = 500, cursor: str | None = None) -> Page:
+        """Every call's item whose time in the index is before ``start`` or from ``end``
+        on (a wrong clock: 1975, 2100), or that has none: what :meth:`calls_by_time`
+        over [start, end) does not read. A Scan of the whole table."""
+        return self._scan(
+            "begins_with(pk, :id) AND NOT begins_with(sk, :version)"
+            f" AND ({SORT_KEY} < :start OR {SORT_KEY} >= :end OR attribute_not_exists({SORT_KEY}))",
+            {},
+            {":id": "ID#", ":version": "v#", ":start": iso_utc(start), ":end": iso_utc(end)},
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def _time_entries(self, bucket: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+        """The ByTime entries of one bucket (a kind's month) with a time in [low, high),
+        oldest first, read a page at a time as they are taken."""
+        start_key = None
+        while True:
+            found, start_key = self._query_index(
+                BY_TIME, bucket, limit=_INDEX_PAGE, newest_first=False, start_key=start_key, between=(low, high)
+            )
+            yield from found
+            if start_key is None:
+                return
+
+    def _whole_items(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of index entries, whole, in the entries' order (BatchGetItem
+        answers in any order). Eventually consistent, as the index is: an item changed
+        a moment ago has its change published by the table's stream anyway."""
+        keys = [(str(entry["pk"]), str(entry["sk"])) for entry in entries]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for group in itertools.batched(keys, _BATCH_GET_KEYS, strict=False):
+            request = {self.table_name: {"Keys": [serialise({"pk": pk, "sk": sk}) for pk, sk in group]}}
+            for response in until_processed(self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"):
+                for raw in response.get("Responses", {}).get(self.table_name, []):
+                    item = deserialise(raw)
+                    found[str(item["pk"]), str(item["sk"])] = item
+        return [readable(found[key]) for key in keys if key in found]
 
     def _scan(
         self, condition: str, names: dict[str, str], values: dict[str, Any], *, limit: int, cursor: str | None

@@ -3,7 +3,8 @@ confirmed (the caller must not acknowledge), and the conditional write."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,3 +37,20 @@ def conditional(
     except BotoCoreError as exc:
         raise StoreError(str(exc)) from exc
     return True
+
+
+# Tries of a batch call (BatchWriteItem, BatchGetItem) with what DynamoDB left unprocessed.
+_BATCH_ATTEMPTS = 8
+
+
+def until_processed(call: Any, request: dict[str, Any], unprocessed: str, what: str) -> Iterator[dict[str, Any]]:
+    """Each response of a batch call, sent again with what DynamoDB left unprocessed
+    (backing off exponentially, as AWS asks) until nothing is left."""
+    for attempt in range(_BATCH_ATTEMPTS):
+        response: dict[str, Any] = call(RequestItems=request)
+        yield response
+        request = dict(response.get(unprocessed) or {})
+        if not request:
+            return
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise StoreError(f"DynamoDB left {what} after {_BATCH_ATTEMPTS} attempts")

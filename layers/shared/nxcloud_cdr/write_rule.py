@@ -34,8 +34,6 @@ rewrite; a copy already joined, two failed conditional writes. None reads the ve
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -73,7 +71,7 @@ from .storable import (
     MAX_ITEM_BYTES,
     UnstorableError,
 )
-from .store_errors import StoreError, conditional, is_condition_failure
+from .store_errors import StoreError, conditional, is_condition_failure, until_processed
 from .times import DEFAULT_ZONE, iso_utc
 
 if TYPE_CHECKING:
@@ -116,25 +114,11 @@ def _payload_of(raw: str) -> dict[str, Any]:
     return payload
 
 
-_BATCH_ATTEMPTS = 8
 # A transaction's limits: 100 actions, 4 MB of items (a margin kept for the request).
 _TRANSACTION_ITEMS = 100
 _TRANSACTION_BYTES = 3_500_000
 # Fewer new records than this are written one by one, concurrently.
 _TRANSACTION_LEAST = 20
-
-
-def _until_processed(call: Any, request: dict[str, Any], unprocessed: str, what: str) -> Iterator[dict[str, Any]]:
-    """Each response of a batch call, sent again with what DynamoDB left unprocessed
-    (backing off exponentially, as AWS asks) until nothing is left."""
-    for attempt in range(_BATCH_ATTEMPTS):
-        response: dict[str, Any] = call(RequestItems=request)
-        yield response
-        request = dict(response.get(unprocessed) or {})
-        if not request:
-            return
-        time.sleep(min(0.05 * 2**attempt, 2.0))
-    raise StoreError(f"DynamoDB left {what} after {_BATCH_ATTEMPTS} attempts")
 
 
 def _code(exc: ClientError) -> str:
@@ -446,9 +430,7 @@ class RecordWriter:
             if names:
                 request[self.table_name]["ExpressionAttributeNames"] = names
             try:
-                for response in _until_processed(
-                    self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"
-                ):
+                for response in until_processed(self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"):
                     found.extend(deserialise(item) for item in response.get("Responses", {}).get(self.table_name, []))
             except (ClientError, BotoCoreError) as exc:
                 raise StoreError(str(exc)) from exc

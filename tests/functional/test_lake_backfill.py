@@ -1,0 +1,241 @@
+"""`nxcdr lake backfill` on DynamoDB Local (the ByTime index, BatchGetItem, the scan of
+what no month holds) through the real stand-ins of the bus and the delivery stream
+(:class:`devtools.lake_local.LocalLake` on loopback): calls reach the delivery stream in
+the order of their dates, within Firehose's budget of open partitions per window; a
+window of --since/--to publishes the calls that started in it; a full run publishes
+the calls of a wrong clock too; a run again adds no row to ``calls``."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from nxcloud_cdr.kinds import RECORD_KINDS
+from nxcloud_cdr.records import CallRecord
+from nxcloud_cdr.store import CallStore
+from nxcloud_cdr.times import parse_zone
+from nxcloud_cdr.write_rule import RecordWriter
+
+from devtools.lake_local import LakePaths, LocalLake, deaggregate, default_paths, duckdb_connection, flush
+from tests.conftest import load_event
+from tools.nxcdr import cli, lake
+from tools.nxcdr.target import Lake, Target
+
+BUS, STREAM = "calls", "call-changes"
+ZONE = parse_zone("+08:00")
+# The kinds a history here is made of (two, so that a month's kinds are merged by time):
+# each kind's sample body and the field of its call id.
+SAMPLES = {"pns_call_result": ("pns-call-result.json", "callId"), "cc_cdr": ("cc-call-log.json", "callId")}
+WRONG_CLOCKS = (datetime(1975, 3, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def a_call(kind: str, name: str, start: datetime) -> CallRecord:
+    """The kind's sample call with another id, started at ``start``."""
+    sample, id_field = SAMPLES[kind]
+    body = json.loads(load_event(sample)["body"])
+    seconds = int(start.timestamp())
+    if kind == "pns_call_result":
+        body |= {"startAt": seconds, "answerAt": seconds + 2, "hangupAt": seconds + 8}
+    else:
+        ms = seconds * 1000
+        body |= {"startTime": ms, "ringTime": ms, "inQueueTime": ms, "outQueueTime": ms, "answerTime": ms + 2000}
+        body["endTime"] = ms + 8000
+    body[id_field] = f"backfill-{name}"
+    raw = json.dumps(body)
+    return RECORD_KINDS[kind].map(json.loads(raw), raw, ZONE)
+
+
+class FakeClock:
+    """Seconds that pass only when slept, or when the delivery stream is called."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class SpyFirehose:
+    """The delivery stream's client, noting each row's ``dt`` and call id in the order
+    they were sent, with when (each call takes a second of the fake clock)."""
+
+    client: Any
+    clock: FakeClock
+    rows: list[tuple[float, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put_record_batch(self, **arguments: Any) -> Any:
+        with self.lock:
+            for record in arguments["Records"]:
+                rows, problem = deaggregate(record["Data"])
+                assert problem is None
+                self.rows += [(self.clock.now, row["dt"], row["call_id"]) for row in rows]
+            self.clock.now += 1.0
+        return self.client.put_record_batch(**arguments)
+
+
+@dataclass
+class Rig:
+    target: Target
+    lake: Lake
+    writer: RecordWriter
+    firehose: SpyFirehose
+    clock: FakeClock
+    paths: LakePaths
+
+    def write(self, calls: dict[str, tuple[str, datetime]], received: datetime) -> None:
+        for name, (kind, start) in calls.items():
+            self.writer.write(a_call(kind, name, start), received, source="push")
+
+    def backfill(self, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+        """``nxcdr --json lake backfill ARGS`` on the fake clock."""
+        arguments = cli.build_parser().parse_args(["--json", "lake", "backfill", *args])
+        code = lake.command_backfill(self.target, arguments, clock=self.clock.clock, sleep=self.clock.sleep)
+        out, err = capsys.readouterr()
+        return code, json.loads(out), err
+
+    def sent(self) -> list[tuple[str, str]]:
+        """(dt, call id) of each row sent, in order."""
+        return [(dt, call) for _, dt, call in self.firehose.rows]
+
+    def calls_in_lake(self) -> int:
+        flush(self.paths.lake)
+        connection = duckdb_connection(self.paths.lake)
+        try:
+            [(count,)] = connection.execute("SELECT count(*) FROM calls").fetchall()
+        finally:
+            connection.close()
+        return int(count)
+
+
+@pytest.fixture
+def rig(store: CallStore, writer: RecordWriter, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    paths = default_paths(tmp_path)
+    stand_in = LocalLake(paths, 0, bus_names=[BUS], stream_names=[STREAM]).start()
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local")
+    clock = FakeClock()
+    firehose = SpyFirehose(session.client("firehose", endpoint_url=stand_in.endpoint), clock)
+    the_lake = Lake(
+        events=session.client("events", endpoint_url=stand_in.endpoint),
+        bus_name=BUS,
+        firehose=firehose,
+        stream_name=STREAM,
+        number_mode="full",
+        salt_secret_id="",
+        read_secret=lambda _: "",
+        local_lake=paths.lake,
+        local_events=paths.events,
+    )
+    target = Target(store=store, lambda_client=None, sync_function="", api_url="", push_token=lambda: "", lake=the_lake)
+    monkeypatch.setattr(cli, "local_target", lambda: target)
+    yield Rig(target, the_lake, writer, firehose, clock, paths)
+    stand_in.stop(flush_buffer=False)
+
+
+def history(seed: int, count: int) -> dict[str, tuple[str, datetime]]:
+    """Calls of both kinds at random times of 2019 to 2021 (many months, some days with
+    several calls), each named by its kind and number."""
+    chance = random.Random(seed)
+    first = datetime(2019, 1, 1, tzinfo=UTC)
+    return {
+        f"{kind}-{number}": (kind, first + timedelta(seconds=chance.randrange(3 * 365 * 86400)))
+        for number in range(count)
+        for kind in SAMPLES
+    }
+
+
+def test_calls_go_out_in_the_order_of_their_dates_then_those_of_a_wrong_clock(rig, capsys):
+    received = datetime.now(UTC)
+    calls = history(7, 30)
+    calls["first-day"] = ("cc_cdr", datetime(2015, 1, 1, tzinfo=UTC))  # the lake's first instant is in range
+    wrong = {f"wrong-{moment.year}": ("pns_call_result", moment) for moment in WRONG_CLOCKS}
+    rig.write(calls | wrong, received)
+
+    code, totals, _ = rig.backfill(capsys)
+
+    assert code == 0 and totals["published"] == len(calls) + len(wrong) and totals["failedKeys"] == []
+    sent = rig.sent()
+    in_range, outside = sent[: len(calls)], sent[len(calls) :]
+    # By date: the index's months oldest first, a month's kinds merged by time.
+    assert [call for _, call in in_range] == [
+        f"backfill-{name}" for name, _ in sorted(calls.items(), key=lambda entry: entry[1][1])
+    ]
+    assert [dt for dt, _ in in_range] == sorted(start.date().isoformat() for _, start in calls.values())
+    # Then the scan's: a start out of the lake's range, in the partition of the day it was heard of.
+    assert sorted(call for _, call in outside) == sorted(f"backfill-{name}" for name in wrong)
+    assert {dt for dt, _ in outside} == {received.date().isoformat()}
+    assert rig.calls_in_lake() == len(calls) + len(wrong)
+
+
+def test_a_run_again_adds_no_call_and_the_lake_shows_each_once(rig, capsys):
+    calls = history(11, 5)
+    rig.write(calls, datetime.now(UTC))
+    for _ in range(2):
+        code, totals, _ = rig.backfill(capsys)
+        assert code == 0 and totals["published"] == len(calls)
+    assert rig.calls_in_lake() == len(calls)
+    assert len(rig.sent()) == 2 * len(calls)
+
+
+def test_since_and_until_publish_the_calls_that_started_in_the_window_alone(rig, capsys):
+    calls = history(3, 30)
+    rig.write(calls | {"wrong": ("cc_cdr", WRONG_CLOCKS[1])}, datetime.now(UTC))
+    since, until = datetime(2020, 2, 10, tzinfo=UTC), datetime(2020, 9, 1, tzinfo=UTC)
+    inside = {f"backfill-{name}" for name, (_, start) in calls.items() if since <= start < until}
+    assert inside and len(inside) < len(calls)
+
+    code, totals, _ = rig.backfill(capsys, "--since", "2020-02-10", "--to", "2020-09-01")
+
+    assert code == 0 and totals["published"] == len(inside)
+    assert {call for _, call in rig.sent()} == inside  # nor the wrong clock's: not a full run
+    assert all("2020-02-10" <= dt < "2020-09-01" for dt, _ in rig.sent())
+
+
+def test_a_backwards_window_is_one_line(rig, capsys):
+    code = cli.main(["lake", "backfill", "--since", "2020-09-01", "--to", "2020-02-10"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "the range is empty" in err
+
+
+def test_the_dates_sent_within_a_window_stay_within_the_budget(rig, capsys, monkeypatch):
+    """With a buffer interval (a deployed stream), a backfill waits when the next date
+    would open more partitions than the budget, and never sends more."""
+    budget = 5
+    monkeypatch.setattr(lake, "PARTITION_BUDGET", budget)
+    rig.lake.buffer_seconds = 60
+    window = 60 * 1.5 + 10
+    first = datetime(2019, 1, 1, 9, tzinfo=UTC)
+    calls = {f"{kind}-{day}": (kind, first + timedelta(days=day)) for day in range(12) for kind in SAMPLES}
+    rig.write(calls, datetime.now(UTC))
+
+    code, totals, err = rig.backfill(capsys)
+
+    assert code == 0 and totals["published"] == len(calls)
+    assert {call for _, call in rig.sent()} == {f"backfill-{name}" for name in calls}
+    # 12 dates, 5 a window: two waits, each until the window of the last date sent passed.
+    assert len(rig.clock.slept) == 2
+    assert err.count(f"call dates in this buffer interval (Firehose allows {lake.FIREHOSE_PARTITIONS})") == 2
+    assert f": {budget} call dates in this buffer interval" in err
+    for at, _, _ in rig.firehose.rows:
+        recent = {dt for when, dt, _ in rig.firehose.rows if at - window < when <= at}
+        assert len(recent) <= budget
+
+
+def test_without_a_buffer_interval_nothing_waits(rig, capsys, monkeypatch):
+    monkeypatch.setattr(lake, "PARTITION_BUDGET", 2)
+    rig.write(history(5, 4), datetime.now(UTC))
+    code, totals, _ = rig.backfill(capsys)
+    assert code == 0 and totals["published"] == 8 and rig.clock.slept == []

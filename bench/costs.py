@@ -24,6 +24,23 @@ DYNAMODB_WRITE_UNITS_PER_MILLION = 0.625  # on-demand write request units, Stand
 LOGS_INGESTION_PER_GB = 0.50  # CloudWatch Logs, Standard log class
 GB = 2**30
 MB = 2**20
+TB = 2**40
+# The change publisher's bus and lake (row 9). Checked against the pricing pages' text
+# where the bench's search found it: EventBridge bills each 64 KB chunk of an entry as
+# one event; Firehose rounds each record up to 5 KB for ingestion and for format
+# conversion, and bills dynamic partitioning per GB delivered and per object; Athena
+# bills at least 10 MB a query.
+EVENTBRIDGE_CUSTOM_EVENTS_PER_MILLION = 1.00  # custom events put on a bus
+EVENTBRIDGE_CHUNK_BYTES = 64 * 1024
+FIREHOSE_INGESTION_PER_GB = 0.029  # Direct PUT, first 500 TB a month
+FIREHOSE_RECORD_INCREMENT = 5 * 1024
+FIREHOSE_CONVERSION_PER_GB = 0.018  # JSON to Parquet, on the ingested GB (5 KB increments)
+FIREHOSE_PARTITIONING_PER_GB = 0.020  # dynamic partitioning, per GB delivered
+FIREHOSE_PARTITIONING_PER_THOUSAND_OBJECTS = 0.005
+S3_PUT_PER_THOUSAND = 0.005  # S3 Standard PUT, COPY, POST, LIST requests
+S3_STANDARD_GB_MONTH = 0.023  # S3 Standard, first 50 TB a month
+ATHENA_PER_TB_SCANNED = 5.00
+ATHENA_MINIMUM_BYTES = 10 * MB
 LAYER_TARGET_MB = 16
 PNS_COST_TARGET = 4.5
 # Not measured (Lambda writes them, not the handler): START, END and REPORT lines.

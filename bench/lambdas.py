@@ -17,6 +17,7 @@ LAMBDA_PYTHON = REPO_ROOT / ".venv-lambda" / "bin" / "python"
 DEV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 PROBE = Path(__file__).with_name("probe_lambda.py")
 PROBE_BATCH = Path(__file__).with_name("probe_batch.py")
+PROBE_PUBLISHER = Path(__file__).with_name("probe_publisher.py")
 MARKER = "@@BENCH@@"
 REGION = "us-east-1"
 # No file of the developer's (~/.aws) is read by any process of the bench.
@@ -90,12 +91,15 @@ def run(command: list[str], env: dict[str, str], what: str, timeout: float) -> d
         return _result(out.read(), err.read(), completed.returncode, what)
 
 
-def probe(spec: dict[str, Any], env: dict[str, str], what: str, timeout: float = 120) -> dict[str, Any]:
+def probe(
+    spec: dict[str, Any], env: dict[str, str], what: str, timeout: float = 120, *, script: Path = PROBE
+) -> dict[str, Any]:
+    """Run ``script`` (a probe taking a SPEC file: :data:`PROBE`, :data:`PROBE_PUBLISHER`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(spec, handle)
         path = Path(handle.name)
     try:
-        return run([str(LAMBDA_PYTHON), "-s", "-P", str(PROBE), str(path)], env, what, timeout)
+        return run([str(LAMBDA_PYTHON), "-s", "-P", str(script), str(path)], env, what, timeout)
     finally:
         path.unlink(missing_ok=True)
 

@@ -2,7 +2,9 @@
 baseline, measured side by side in one run (interleaved runs, medians).
 
 1. cold start of each function as built vs the floor (a boto3-only Python 3.13 doing
-   ``import boto3; boto3.client("dynamodb")``); and each handler's import without its
+   ``import boto3; boto3.client("dynamodb")``): the pushes, the scheduled functions and
+   the change publisher (a stream batch of one new call, published to the loopback
+   stand-in of EventBridge and Firehose); and each handler's import without its
    bytecode vs as built;
 2. warm push vs a bare ``PutItem`` of the same item;
 3. write units of a new record, a duplicate and a rejected body of each push kind,
@@ -15,9 +17,15 @@ baseline, measured side by side in one run (interleaved runs, medians).
    (the arithmetic is printed under the table);
 7. the recording archiver: one recording archived vs a bare download and PutObject, its
    peak memory on a large recording, and the bytes a recording adds to its item;
-8. a new distinct copy of one call: its time and write units when 1,000 are kept vs 10.
+8. a new distinct copy of one call: its time and write units when 1,000 are kept vs 10;
+9. the change publisher warm, per change in a full stream batch and for a batch of one,
+   vs bare ``PutEvents`` and ``PutRecordBatch`` of the same entries and rows; a lake
+   row's bytes in Parquet vs as JSON; the cost of a million changes (vs the bus and the
+   lake alone) and of a million calls, a month's storage of their Parquet and an Athena
+   query over it, at list prices (the arithmetic is printed under the table).
 
-Everything runs on loopback: DynamoDB Local on a port of its own, the stand-in NXCLOUD.
+Everything runs on loopback: DynamoDB Local on a port of its own, the stand-in NXCLOUD,
+the stand-in EventBridge and Firehose (``devtools.lake_local.LocalLake``).
 Progress goes to stderr, the table to stdout. Figures are printed, never judged: the
 exit status is 0 unless the bench itself broke (a section that raised).
 """
@@ -44,7 +52,7 @@ from bench.session import SCHEDULE_TYPES, Session, drain, log
 from devtools import REPO_ROOT
 from devtools.dynamodb_local import DynamoDBLocal
 
-SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost", "recordings", "copies")
+SECTIONS = ("size", "cold", "nopyc", "units", "warm", "sync", "cost", "recordings", "copies", "publisher")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--engine-warmup", type=int, default=None, help="writes that warm each DynamoDB Local up (2500; quick 1000)"
     )
     parser.add_argument("--copies", type=int, default=1000, help="distinct copies of one call pushed (row 8)")
+    parser.add_argument(
+        "--publisher-rounds", type=int, default=None, help="warm publisher rounds, each batch once (40; quick 20)"
+    )
     parser.add_argument("--quick", action="store_true", help="sync sizes 2000,10000, 2 rounds, smaller warm-ups")
     parser.add_argument("--skip", default="", help=f"sections to leave out, comma-separated: {','.join(SECTIONS)}")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
@@ -77,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.engine_warmup = 1000 if args.quick else 2500
     if args.sync_rounds is None:
         args.sync_rounds = 2 if args.quick else 3
+    if args.publisher_rounds is None:
+        args.publisher_rounds = 20 if args.quick else 40
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     if args.skip - set(SECTIONS):
         parser.error(f"unknown sections {sorted(args.skip - set(SECTIONS))}; known: {SECTIONS}")
@@ -84,9 +97,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def push_functions(build: Build) -> tuple[dict[str, Function], list[Function], list[str]]:
+def push_functions(build: Build) -> tuple[dict[str, Function], list[Function], Function | None, list[str]]:
     """Each push kind's function (by its route, else by its source directory's name),
-    and the scheduled functions."""
+    the scheduled functions, and the change publisher (the function the table's stream
+    alone triggers: neither a push nor scheduled)."""
     from nxcloud_cdr.kinds import PUSH_KINDS  # noqa: PLC0415 - the layer (devtools puts it on the path)
 
     notes = []
@@ -103,7 +117,14 @@ def push_functions(build: Build) -> tuple[dict[str, Function], list[Function], l
     scheduled = [
         fn for fn in build.functions.values() if fn not in push.values() and SCHEDULE_TYPES & set(fn.event_types)
     ]
-    return push, scheduled, notes
+    streamed = [
+        fn
+        for fn in build.functions.values()
+        if fn not in push.values() and fn not in scheduled and "DynamoDB" in fn.event_types
+    ]
+    if len(streamed) > 1:
+        notes.append(f"stream functions {', '.join(fn.name for fn in streamed[1:])}: left out (one publisher benched)")
+    return push, scheduled, (streamed[0] if streamed else None), notes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,16 +135,17 @@ def main(argv: list[str] | None = None) -> None:
     if not lambdas.LAMBDA_PYTHON.exists():
         raise SystemExit(f"{lambdas.LAMBDA_PYTHON} is missing: run `make deps`")
     build = read_build(args.build_dir)
-    push, scheduled, notes = push_functions(build)
+    push, scheduled, publisher, notes = push_functions(build)
     log(
         f"build {build.root}: functions {', '.join(build.functions)}; layers {', '.join(build.layers)}; "
         f"push kinds {', '.join(f'{k}={f.name}' for k, f in push.items())}; scheduled "
-        f"{', '.join(f.name for f in scheduled) or 'none'}"
+        f"{', '.join(f.name for f in scheduled) or 'none'}; change publisher {publisher.name if publisher else 'none'}"
     )
     from bench.coldstart import cold_starts, without_bytecode  # noqa: PLC0415
     from bench.costs import cost_rows, size_rows  # noqa: PLC0415
     from bench.inprocess import warm_pushes, write_units  # noqa: PLC0415
     from bench.joinbench import copy_rows  # noqa: PLC0415
+    from bench.publisher import publisher_rows  # noqa: PLC0415
     from bench.recordings import recording_rows  # noqa: PLC0415
     from bench.stand_in import IndexedFakeNxcloud  # noqa: PLC0415
     from bench.syncbench import sync_rows  # noqa: PLC0415
@@ -138,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         "cost": cost_rows,
         "recordings": recording_rows,
         "copies": copy_rows,
+        "publisher": publisher_rows,
     }
     rows: list[Row] = []
     errors: list[str] = []
@@ -147,7 +170,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.update(lambdas.aws_env(engine.endpoint))
         log(f"DynamoDB Local on {engine.endpoint}, stand-in NXCLOUD on {fake.base_url}")
         client = boto3.client("dynamodb", endpoint_url=engine.endpoint)
-        session = Session(args, build, engine.endpoint, client, fake, push, scheduled, notes=list(notes))
+        session = Session(
+            args, build, engine.endpoint, client, fake, push, scheduled, publisher=publisher, notes=list(notes)
+        )
         session.warm_engine(args.engine_warmup)
         for function in build.functions.values():
             session.notes.extend(f"   {function.name}: {note}" for note in function.notes)
@@ -169,12 +194,13 @@ def main(argv: list[str] | None = None) -> None:
         "warm_n": args.warm_n,
         "sync_sizes": list(args.sizes),
         "sync_rounds": args.sync_rounds,
+        "publisher_rounds": args.publisher_rounds,
         "seconds": round(elapsed, 1),
     }
     title = (
         f"nxcloud-cdr bench, {meta['date']}, build {build.root}, {meta['machine']}; cold starts: median of "
         f"{args.runs}; warm: median of {args.warm_n} per kind; sync: {args.sizes[0]} records x {args.sync_rounds} "
-        f"rounds, {args.sizes[1]} once"
+        f"rounds, {args.sizes[1]} once; publisher: {args.publisher_rounds} rounds"
     )
     print(render(rows, title))
     notes = sorted(session.notes, key=lambda note: note[:1] if note[:1].isdigit() else "0")

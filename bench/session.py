@@ -51,6 +51,8 @@ class Session:
     fake: IndexedFakeNxcloud
     push: dict[str, Function]  # kind -> function
     scheduled: list[Function]
+    # The change publisher: the function the table's stream alone triggers.
+    publisher: Function | None = None
     notes: list[str] = field(default_factory=list)
     # Figures one section hands to another (row 6 uses rows 2 and 3).
     shared: dict[str, Any] = field(default_factory=dict)

@@ -23,8 +23,17 @@ from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import parse_zone
 from nxcloud_cdr.write_rule import RecordWriter
 
-from devtools.lake_local import LakePaths, LocalLake, deaggregate, default_paths, duckdb_connection, flush
+from devtools.lake_local import (
+    LakePaths,
+    LocalLake,
+    deaggregate,
+    default_paths,
+    duckdb_connection,
+    flush,
+    read_events,
+)
 from tests.conftest import load_event
+from tests.unit.test_change_events import detail_problems
 from tools.nxcdr import cli, lake
 from tools.nxcdr.target import Lake, Target
 
@@ -204,6 +213,29 @@ def test_since_and_until_publish_the_calls_that_started_in_the_window_alone(rig,
     assert all("2020-02-10" <= dt < "2020-09-01" for dt, _ in rig.sent())
 
 
+@pytest.mark.parametrize(
+    ("since", "to"),
+    [
+        ("2024-06-01T00:00:00+08:00", "2024-06-02T00:00:00+08:00"),  # starts in UTC's May
+        ("2024-05-31T12:00:00Z", "2024-05-31T21:00:00-04:00"),  # ends in UTC's June
+    ],
+)
+def test_a_window_given_in_another_zone_reads_the_utc_months_it_spans(rig, capsys, since, to):
+    rig.write(
+        {
+            "may-end": ("cc_cdr", datetime(2024, 5, 31, 22, 0, tzinfo=UTC)),
+            "june-start": ("pns_call_result", datetime(2024, 6, 1, 0, 0, 30, tzinfo=UTC)),
+            "before": ("cc_cdr", datetime(2024, 5, 31, 11, 0, tzinfo=UTC)),
+        },
+        datetime.now(UTC),
+    )
+
+    code, _, _ = rig.backfill(capsys, "--since", since, "--to", to)
+
+    assert code == 0
+    assert {call for _, call in rig.sent()} == {"backfill-may-end", "backfill-june-start"}
+
+
 def test_a_backwards_window_is_one_line(rig, capsys):
     code = cli.main(["lake", "backfill", "--since", "2020-09-01", "--to", "2020-02-10"])
     out, err = capsys.readouterr()
@@ -239,3 +271,35 @@ def test_without_a_buffer_interval_nothing_waits(rig, capsys, monkeypatch):
     rig.write(history(5, 4), datetime.now(UTC))
     code, totals, _ = rig.backfill(capsys)
     assert code == 0 and totals["published"] == 8 and rig.clock.slept == []
+
+
+def test_a_removal_that_never_reached_the_lake_is_published_by_the_next_full_run(rig, capsys, store):
+    # The publisher gave up on the stream record of a deletion (an outage past its
+    # retries): the lake's calls still shows the call, and no item is left to replay.
+    calls = {
+        "kept": ("cc_cdr", datetime(2024, 5, 1, 8, tzinfo=UTC)),
+        "o'gone": ("pns_call_result", datetime(2024, 5, 2, tzinfo=UTC)),
+    }
+    rig.write(calls, datetime.now(UTC))
+    code, totals, _ = rig.backfill(capsys)
+    assert code == 0 and totals["removals"] == 0 and rig.calls_in_lake() == 2
+    [live] = [
+        event for event in read_events(rig.paths.events) if event["detail"]["call"]["call_id"] == "backfill-o'gone"
+    ]
+    store._client.delete_item(
+        TableName=store.table_name, Key={"pk": {"S": "ID#backfill-o'gone"}, "sk": {"S": "pns_call_result"}}
+    )
+
+    code, totals, _ = rig.backfill(capsys)
+
+    assert code == 0 and (totals["published"], totals["removals"], totals["failedKeys"]) == (1, 1, [])
+    assert rig.calls_in_lake() == 1
+    [removal] = [event for event in read_events(rig.paths.events) if event["detail-type"] == "Call Record Deleted"]
+    detail = removal["detail"]
+    assert detail_problems(detail) == [] and detail["metadata"]["replayed"] is True
+    # The call as the lake showed it last, at its version: the key a lost removal had.
+    assert detail["call"] == live["detail"]["call"]
+    assert detail["metadata"]["idempotencyKey"] != live["detail"]["metadata"]["idempotencyKey"]
+    # Once the lake shows the removal, a run again finds nothing to remove.
+    code, totals, _ = rig.backfill(capsys)
+    assert code == 0 and totals["removals"] == 0 and rig.calls_in_lake() == 1

@@ -353,3 +353,32 @@ def test_a_change_cut_to_fit_keeps_to_the_limit_and_cuts_only_what_it_names(text
         else:
             assert cut.call[name] == value, name
     assert (cut.truncated == ()) == (size(change) <= limit)
+
+
+def test_a_removal_from_the_lake_reads_what_athena_and_duckdb_give_alike():
+    call = replay_of(pns_item(), ZONE, FULL).call | {"recording_keys": ["a/b.mp3"], "sources": ["push", "sync"]}
+    as_duckdb = {
+        name: datetime.fromisoformat(value.replace("Z", "")) if name in change_events._TIMES and value else value
+        for name, value in call.items()
+    }
+    as_athena = {
+        name: (
+            value.replace("T", " ").replace("Z", "")
+            if name in change_events._TIMES and value
+            else json.dumps(value)
+            if isinstance(value, list)
+            else None
+            if value is None
+            else str(value)
+        )
+        for name, value in call.items()
+    }
+
+    removals = [change_events.removal_from_lake(row) for row in (as_duckdb, as_athena)]
+
+    for removal in removals:
+        assert removal.detail_type == change_events.DELETED and removal.replayed
+        assert removal.call == call
+        assert detail_problems(removal.detail(str(uuid.uuid4()), EMITTED)) == []
+    with pytest.raises(ValueError, match="key or version"):
+        change_events.removal_from_lake({**call, "record_version": None})

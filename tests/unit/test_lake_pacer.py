@@ -5,12 +5,14 @@ date would pass it, and it sends every item once, in order."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import boto3
 from hypothesis import given
 from hypothesis import strategies as st
+from nxcloud_cdr.times import now_utc
 
-from tools.nxcdr.lake import FIREHOSE_PARTITIONS, PartitionPacer
+from tools.nxcdr.lake import FIREHOSE_PARTITIONS, PartitionPacer, backfill_range
 from tools.nxcdr.target import _deployed_lake, _local_lake
 
 
@@ -124,3 +126,11 @@ def test_the_window_of_a_deployed_stack_is_its_buffer_interval_and_a_local_one_h
     local = {"endpoint": "http://127.0.0.1:1", "eventBus": "b", "deliveryStream": "s", "dir": "l", "eventsFile": "e"}
     lake = _local_lake(session, local)
     assert lake is not None and lake.buffer_seconds == 0
+
+
+def test_a_window_is_held_to_the_months_a_right_clock_can_have():
+    start, end = backfill_range("0001-01-01", "9999-01-01")
+
+    now = now_utc()
+    assert start == datetime(2015, 1, 1, tzinfo=UTC)
+    assert end.day == 1 and end > now and (end - now).days < 32

@@ -22,20 +22,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from nxcloud_cdr.change_events import LAKE_FIRST_DAY, NumberPolicy, replay_of
+from nxcloud_cdr.change_events import COLUMNS, LAKE_FIRST_DAY, Change, NumberPolicy, removal_from_lake, replay_of
 from nxcloud_cdr.items import SORT_KEY
-from nxcloud_cdr.publisher import ChangePublisher, number_policy
+from nxcloud_cdr.publisher import ChangePublisher, Published, number_policy
 from nxcloud_cdr.store import CallStore
 from nxcloud_cdr.times import now_utc, parse_zone
 
 from tools.nxcdr.arguments import Commands, Parents
 from tools.nxcdr.errors import OperatorError
 from tools.nxcdr.output import emit, render_table
-from tools.nxcdr.sql import lake_of
+from tools.nxcdr.sql import lake_of, query
 from tools.nxcdr.target import Target
 from tools.nxcdr.times import iso, parse_time, time_argument
 
-BACKFILL_COLUMNS = ("pages", "published", "failed", "lake_records", "lake_bytes")
+BACKFILL_COLUMNS = ("pages", "published", "removals", "failed", "lake_records", "lake_bytes")
+# Calls of the lake checked against the table a query (their keys in one IN list).
+_RECONCILE_PAGE = 500
 # Items a page: a publisher batch of events is 10 a call, of rows 500.
 _PAGE = 500
 # Firehose's dynamic partitioning keeps at most 500 partitions (call dates, dt=) of a
@@ -120,13 +122,15 @@ def command_backfill(
     totals = dict.fromkeys(BACKFILL_COLUMNS, 0)
     failed: list[str] = []
 
-    def publish(items: list[dict[str, Any]]) -> None:
-        outcome = publisher.publish_items(items, to_bus=not arguments.lake_only)
-        totals["published"] += outcome.published
+    def count(outcome: Published, into: str = "published") -> None:
+        totals[into] += outcome.published
         totals["failed"] += len(outcome.failed)
         totals["lake_records"] += outcome.lake_records
         totals["lake_bytes"] += outcome.lake_bytes
         failed.extend(outcome.failed)
+
+    def publish(items: list[dict[str, Any]]) -> None:
+        count(publisher.publish_items(items, to_bus=not arguments.lake_only))
 
     # A window of --since/--to is the calls that started in it; the whole history
     # is also the calls whose time no month from 2015 to now holds (a wrong clock).
@@ -143,6 +147,9 @@ def command_backfill(
         reached = f", calls of {str(page[-1].get(SORT_KEY, ''))[:10]}" if page else ""
         sys.stderr.write(f"\rpage {totals['pages']}: {totals['published']} published{reached}")
     sys.stderr.write("\n")
+    if full and lake.stream_name:
+        for removals in _removals(target):
+            count(publisher.publish_changes(removals, to_bus=not arguments.lake_only), "removals")
     emit(arguments, {**totals, "failedKeys": failed}, render_table([totals], BACKFILL_COLUMNS))
     # Failed items are named; running it again publishes them (and the rest, harmlessly).
     return 1 if failed else 0
@@ -151,8 +158,11 @@ def command_backfill(
 def backfill_range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     """The call start times a backfill publishes: [--since, --to), by default from
     the lake's first day to the start of next month (UTC)."""
-    start = parse_time(since) if since else parse_time(LAKE_FIRST_DAY)
-    end = parse_time(until) if until else _next_month(now_utc())
+    # Within the months the index can hold a right clock's call (a window of 0001 to
+    # 9999 would be 95,000 months of queries); a wrong clock's is a full run's.
+    first, last = parse_time(LAKE_FIRST_DAY), _next_month(now_utc())
+    start = max(parse_time(since), first) if since else first
+    end = min(parse_time(until), last) if until else last
     if start >= end:
         raise OperatorError(f"--since {iso(start)} is not before --to {iso(end)}: the range is empty")
     return start, end
@@ -180,6 +190,33 @@ def _calls_outside(store: CallStore, start: datetime, end: datetime) -> Iterator
         cursor = page.cursor
         if not cursor:
             return
+
+
+def _removals(target: Target) -> Iterator[list[tuple[str, Change]]]:
+    """The removals of the calls the lake's ``calls`` shows and the table no longer
+    holds: a removal whose event the publisher gave up on (an outage past its retries)
+    or that the stream lost, which no item is left to publish again. Each at the
+    version the lake shows, so that it wins there; the same idempotency key as the
+    removal that was lost, when its call was the one the lake shows."""
+    _say("reading the lake's calls to find those the table no longer holds")
+    _, shown = query(target, "SELECT kind, call_id FROM calls")
+    keys = [(str(row["kind"]), str(row["call_id"])) for row in shown]
+    for group in itertools.batched(keys, _RECONCILE_PAGE, strict=False):
+        gone = target.store.calls_gone(group)
+        if not gone:
+            continue
+        # Arrays as JSON text, which both engines write (Athena's text of an array is not).
+        columns = ", ".join(
+            f"CAST({name} AS JSON) AS {name}" if kind.startswith("array") else name for name, kind in COLUMNS.items()
+        )
+        wanted = " OR ".join(f"(kind = {_quoted(kind)} AND call_id = {_quoted(call_id)})" for kind, call_id in gone)
+        # The keys are SQL literals, quoted as both engines read them ('' for ').
+        _, rows = query(target, f"SELECT {columns} FROM calls WHERE {wanted}")  # noqa: S608
+        yield [(f"{row['kind']} {row['call_id']}", removal_from_lake(row)) for row in rows]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def call_date(item: dict[str, Any], zone: tzinfo) -> str | None:

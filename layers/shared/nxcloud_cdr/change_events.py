@@ -24,7 +24,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from .dynamodb_types import deserialise
@@ -368,6 +368,45 @@ def change_of(record: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> Ch
         return None
     landed = set(new["recording_keys"]) - set(old["recording_keys"])
     return Change(RECORDING_ARCHIVED if landed else UPDATED, new, changed)
+
+
+def _lake_time(value: Any) -> str | None:
+    """A time as SQL over the lake gives it (DuckDB: a datetime; Athena: text such as
+    ``2024-05-01 12:00:00.000``; both in UTC, without a zone) as an event's ISO text."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return iso_utc(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _lake_list(value: Any) -> list[str]:
+    """A list column as SQL gives it: a list (DuckDB), or JSON text (``CAST(... AS JSON)``)."""
+    if value is None or value == "":
+        return []
+    items = json.loads(value) if isinstance(value, str) else value
+    return [str(item) for item in items]
+
+
+def removal_from_lake(row: dict[str, Any]) -> Change:
+    """The removal of a call that the lake's ``calls`` still shows but the table no longer
+    holds (its removal's event given up by the publisher, or lost with the stream):
+    published by a backfill as a ``Deleted`` change, replayed, at the version the lake
+    shows, which wins over its live row there. Its columns are the lake's as they are
+    (numbers already as the policy showed them)."""
+    call: dict[str, Any] = {}
+    for name, kind in COLUMNS.items():
+        value = row.get(name)
+        if kind == "timestamp":
+            call[name] = _lake_time(value)
+        elif kind == "array<string>":
+            call[name] = _lake_list(value)
+        elif kind == "bigint":
+            call[name] = None if value is None or value == "" else int(value)
+        else:
+            call[name] = None if value is None else str(value)
+    if not call["call_id"] or not call["kind"] or call["record_version"] is None:
+        raise ValueError("a row of calls without its key or version")
+    return Change(DELETED, call, (), replayed=True)
 
 
 def replay_of(item: dict[str, Any], zone: tzinfo, numbers: NumberPolicy) -> Change:

@@ -10,7 +10,7 @@ import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .dynamodb_types import deserialise, serialise
@@ -72,8 +72,12 @@ def decode_cursor(cursor: str) -> Any:
 
 
 def _months(start: datetime, end: datetime) -> Iterator[str]:
-    year, month = start.year, start.month
-    while (year, month) <= (end.year, end.month):
+    """The ByTime buckets from start's month to end's, both included: months in UTC, as
+    :func:`.times.month_bucket` files them (a window given in +08:00 starts in UTC's
+    previous month)."""
+    first, last = start.astimezone(UTC), end.astimezone(UTC)
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
         yield f"{year:04d}-{month:02d}"
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
@@ -340,14 +344,31 @@ class Lookups:
         answers in any order). Eventually consistent, as the index is: an item changed
         a moment ago has its change published by the table's stream anyway."""
         keys = [(str(entry["pk"]), str(entry["sk"])) for entry in entries]
+        found = self._batch_get(keys)
+        return [readable(found[key]) for key in keys if key in found]
+
+    def calls_gone(self, calls: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Of these calls (kind, call id), those the table holds no item of: what
+        ``nxcdr lake backfill`` finds in the lake and publishes the removal of. Read
+        consistently: an item written a moment ago is not gone."""
+        keys = [(record_key(call_id, kind)["pk"], kind) for kind, call_id in calls]
+        present = self._batch_get(keys, keys_only=True)
+        return [call for call, key in zip(calls, keys, strict=True) if key not in present]
+
+    def _batch_get(
+        self, keys: Sequence[tuple[str, str]], *, keys_only: bool = False
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        for group in itertools.batched(keys, _BATCH_GET_KEYS, strict=False):
-            request = {self.table_name: {"Keys": [serialise({"pk": pk, "sk": sk}) for pk, sk in group]}}
+        for group in itertools.batched(dict.fromkeys(keys), _BATCH_GET_KEYS, strict=False):
+            wanted: dict[str, Any] = {"Keys": [serialise({"pk": pk, "sk": sk}) for pk, sk in group]}
+            if keys_only:
+                wanted |= {"ProjectionExpression": "pk, sk", "ConsistentRead": True}
+            request = {self.table_name: wanted}
             for response in until_processed(self._client.batch_get_item, request, "UnprocessedKeys", "keys unread"):
                 for raw in response.get("Responses", {}).get(self.table_name, []):
                     item = deserialise(raw)
                     found[str(item["pk"]), str(item["sk"])] = item
-        return [readable(found[key]) for key in keys if key in found]
+        return found
 
     def _scan(
         self, condition: str, names: dict[str, str], values: dict[str, Any], *, limit: int, cursor: str | None

@@ -198,6 +198,12 @@ class ChangePublisher:
             pending.append(_Pending(origin, change, str(uuid.uuid4())))
         return self._publish(pending, outcome, to_bus=to_bus)
 
+    def publish_changes(self, changes: Iterable[tuple[str, Change]], *, to_bus: bool = True) -> Published:
+        """Changes built elsewhere (a backfill's removals of calls gone from the table),
+        each with the name ``failed`` gives it."""
+        pending = [_Pending(origin, change, str(uuid.uuid4())) for origin, change in changes]
+        return self._publish(pending, Published(), to_bus=to_bus)
+
     # -- the sinks ----------------------------------------------------------------------
 
     def _publish(self, pending: list[_Pending], outcome: Published, *, to_bus: bool) -> Published:

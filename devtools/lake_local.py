@@ -525,18 +525,25 @@ class LocalLake:
 
     def start_timer(self, interval_s: float = FLUSH_INTERVAL_S, tick_s: float = 1.0) -> None:
         """Flush once the first row put since the last flush has waited ``interval_s``
-        (Firehose's buffer interval)."""
+        (Firehose's buffer interval). Rows a stopped or killed stack left buffered count
+        from now: they wait no longer than new ones."""
+        if buffered_rows(self.paths):
+            with self._oldest_lock:
+                self._oldest = self._oldest if self._oldest is not None else time.monotonic()
 
         def run() -> None:
             while not self._stop.wait(tick_s):
-                try:
-                    with self._oldest_lock:
-                        due = self._oldest is not None and time.monotonic() - self._oldest >= interval_s
-                        if due:
-                            self._oldest = None
+                with self._oldest_lock:
+                    due = self._oldest is not None and time.monotonic() - self._oldest >= interval_s
                     if due:
-                        flush(self.paths.lake)
-                except Exception as exc:  # the next tick tries again; nothing leaves the buffer
+                        self._oldest = None
+                if not due:
+                    continue
+                try:
+                    flush(self.paths.lake)
+                except Exception as exc:  # the rows stay buffered: the next tick tries again
+                    with self._oldest_lock:
+                        self._oldest = self._oldest if self._oldest is not None else time.monotonic() - interval_s
                     print(f"local lake: flush: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)  # noqa: T201
 
         self._timer = threading.Thread(target=run, name="local-lake-flush", daemon=True)

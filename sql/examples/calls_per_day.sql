@@ -1,5 +1,5 @@
 -- Calls per day (UTC): the day each call started, else the day it was first heard of
--- (the same day as its partition dt), with how many were answered.
+-- (its partition dt, unless its start is a wrong clock's), with how many were answered.
 SELECT
     CAST(coalesce(call_start_utc, first_seen_at) AS DATE) AS call_date,
     count(*) AS calls,

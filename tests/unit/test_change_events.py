@@ -382,3 +382,56 @@ def test_a_removal_from_the_lake_reads_what_athena_and_duckdb_give_alike():
         assert detail_problems(removal.detail(str(uuid.uuid4()), EMITTED)) == []
     with pytest.raises(ValueError, match="key or version"):
         change_events.removal_from_lake({**call, "record_version": None})
+
+
+# Each sample body's columns, pinned by hand from NXCLOUD's documents (not computed by
+# the mapping under test): times from its epoch fields, numbers digits only.
+PINNED = {
+    "pns-call-result.json": (
+        "pns_call_result",
+        {
+            "call_id": "1604763745256783872",
+            "call_start_utc": "2022-12-19T09:00:52.000Z",  # startAt 1671440452
+            "answer_utc": "2022-12-19T09:00:54.000Z",  # answerAt
+            "call_end_utc": "2022-12-19T09:01:00.000Z",  # hangupAt
+            "duration_sec": 6,
+            "outcome": "answered",
+            "caller_number": "85235757583",
+            "callee_number": "85238533300",
+            "did_number": "85235757584",
+            "bind_id": "69f1d1be1a82204c6049b4a2797ed0af",
+            "customer_bind_id": "1",
+        },
+    ),
+    "cc-call-log.json": (
+        "cc_cdr",
+        {
+            "call_id": "6605fcd9563616c6c009c6240",
+            "call_start_utc": "2023-07-27T02:00:37.704Z",  # startTime 1690423237704
+            "answer_utc": "2023-07-27T02:00:44.000Z",  # answerTime
+            "call_end_utc": "2023-07-27T02:00:48.124Z",  # endTime
+            "duration_sec": 5,
+            "outcome": "answered",
+            "direction": "inbound",  # 0: incoming
+            "hangup_cause": "Agent hung up",
+            "caller_number": "85238531117",
+            "callee_number": "85235757568",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(PINNED))
+def test_a_sample_calls_columns_are_what_nxcloud_sent(sample):
+    from nxcloud_cdr.kinds import RECORD_KINDS
+
+    kind, expected = PINNED[sample]
+    raw = (repo_path("events") / "payloads" / sample).read_text(encoding="utf-8")
+    record = RECORD_KINDS[kind].map(json.loads(raw), raw, ZONE)
+    item = build_item(record, datetime(2024, 5, 1, tzinfo=UTC), source="push", retention_days=0)
+
+    call = call_of(item | {"revision": 0, "createdAt": item["receivedAt"]}, ZONE, FULL)
+
+    assert {name: call[name] for name in expected} == expected
+    assert call["kind"] == kind and call["sources"] == ["push"]
+    assert call["first_seen_at"] == "2024-05-01T00:00:00.000Z"

@@ -3,6 +3,7 @@ answers the results it is given), its rows typed, its failures one line."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -12,6 +13,8 @@ from moto.athena.models import QueryResults, athena_backends
 
 from tools.nxcdr import athena
 from tools.nxcdr.errors import OperatorError
+from tools.nxcdr.sql import run_on_duckdb
+from tools.nxcdr.target import Lake
 
 COLUMNS = [{"Name": "kind", "Type": "varchar"}, {"Name": "calls", "Type": "bigint"}, {"Name": "rate", "Type": "double"}]
 
@@ -46,6 +49,30 @@ def test_rows_are_typed_and_the_header_row_is_not_data(client):
     assert execution["QueryExecutionContext"]["Database"] == "db"
 
 
+def test_decimals_and_times_read_as_the_local_run_gives_them(client, tmp_path):
+    backend = athena_backends["123456789012"]["us-east-1"]
+    columns = [
+        {"Name": "amount", "Type": "decimal(20,2)"},
+        {"Name": "whole", "Type": "decimal(10,0)"},
+        {"Name": "at", "Type": "timestamp(3)"},
+    ]
+    rows = [_row("amount", "whole", "at"), _row("12345678901234567.89", "42", "2024-05-01 12:00:00.250")]
+    backend.query_results_queue.append(QueryResults(rows=rows, column_info=columns))
+
+    _, deployed = athena.run(client, "SELECT ...", workgroup="calls", database="db", sleep=lambda _: None)
+    local_lake = Lake(None, "", None, "", "full", "", lambda _: "", local_lake=tmp_path)
+    _, local = run_on_duckdb(
+        local_lake,
+        "SELECT 12345678901234567.89::DECIMAL(20,2) AS amount, 42::DECIMAL(10,0) AS whole,"
+        " TIMESTAMP '2024-05-01 12:00:00.250' AS at",
+    )
+
+    for engine in (deployed, local):
+        [row] = engine
+        assert (row["amount"], row["whole"]) == ("12345678901234567.89", 42)  # exact, not 1.2345678901234568e+16
+        assert datetime.fromisoformat(row["at"]) == datetime(2024, 5, 1, 12, 0, 0, 250_000)
+
+
 class _Stuck:
     """An Athena whose query never finishes, or fails with a reason."""
 
@@ -75,3 +102,9 @@ def test_a_failed_query_says_athenas_reason():
     with pytest.raises(OperatorError, match="the query failed: Query exhausted the bytes scanned limit"):
         athena.run(failed, "SELECT 1", workgroup="w", database="d", sleep=lambda _: None)
     assert failed.stopped == []
+
+
+def test_a_local_nan_or_infinity_is_null_so_that_json_stays_json(tmp_path):
+    local_lake = Lake(None, "", None, "", "full", "", lambda _: "", local_lake=tmp_path)
+    _, rows = run_on_duckdb(local_lake, "SELECT 'NaN'::DOUBLE AS a, 'inf'::DOUBLE AS b, 1.5::DOUBLE AS c")
+    assert rows == [{"a": None, "b": None, "c": 1.5}]

@@ -307,6 +307,31 @@ def test_the_cli_finds_the_running_stacks_paths_or_the_defaults_beside_its_state
     assert lake_local.local_paths(state) == LakePaths(Path("/elsewhere/lake"), Path("/elsewhere/e.jsonl"))
 
 
+def until_flushed(paths: LakePaths) -> None:
+    for _ in range(1000):  # until a tick has flushed, 10 s at most
+        if list(paths.lake.glob("call_changes/*/*.parquet")):
+            return
+        time.sleep(0.01)
+    pytest.fail("the timer wrote nothing")
+
+
+def test_rows_a_killed_stack_left_buffered_are_written_by_the_next_ones_timer(tmp_path):
+    killed = LocalLake(default_paths(tmp_path)).start()
+    client("firehose", killed.endpoint).put_record(
+        DeliveryStreamName="any", Record={"Data": concatenated(a_row("c1", "e1"))}
+    )
+    killed.stop(flush_buffer=False)  # as kill -9 leaves it
+    assert lake_local.buffered_rows(killed.paths) == 1
+
+    again = LocalLake(default_paths(tmp_path)).start()
+    try:
+        again.start_timer(interval_s=0, tick_s=0.01)  # and no row put since
+        until_flushed(again.paths)
+        assert lake_local.buffered_rows(again.paths) == 0
+    finally:
+        again.stop()
+
+
 def test_the_timer_writes_what_waited_its_interval(tmp_path):
     """With an interval of nothing, the timer's next tick writes the row (Firehose's
     buffer interval, counted from the first row buffered)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from tools.nxcdr.errors import OperatorError
@@ -27,6 +28,15 @@ def _value(cell: dict[str, str], kind: str) -> Any:
         return float(text)
     if kind == "boolean":
         return text == "true"
+    if kind.startswith("decimal"):
+        # As the local run gives it: whole, a number; else the exact text.
+        number = Decimal(text)
+        return int(number) if number == number.to_integral_value() else text
+    if kind.startswith("timestamp") or kind == "date":
+        # ISO-8601, as the local run gives it ("2024-05-01 12:00:00.000" from Athena).
+        return text.replace(" ", "T", 1) if kind != "date" else text
+    # Arrays, maps and rows come as Athena's own text ("[push, sync]", not JSON):
+    # CAST(... AS JSON) in the query gives JSON (docs/lake.md).
     return text
 
 

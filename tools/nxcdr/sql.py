@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -41,11 +42,15 @@ def lake_of(target: Target) -> Lake:
 
 
 def _cell(value: Any) -> Any:
-    """A value as JSON and CSV show it (DuckDB gives Python's types)."""
+    """A value as JSON and CSV show it (DuckDB gives Python's types): a decimal exactly
+    (whole, a number; else its text: a float would round 12345678901234567.89), NaN and
+    infinities as null (JSON has neither)."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, list | tuple):
         return [_cell(inner) for inner in value]
     return value

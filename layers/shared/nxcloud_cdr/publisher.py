@@ -32,6 +32,10 @@ from .times import now_utc
 # detail type and detail in UTF-8; no Time or Resources are sent).
 EVENTS_PER_CALL = 10
 EVENT_BYTES_PER_CALL = 256 * 1024
+# One event at most: what EventBridge delivers adds its envelope (id, time, account,
+# region: about 200 bytes), and a target such as the event log (CloudWatch Logs, at
+# most 262,118 bytes an event) must take that too.
+EVENT_BYTES = EVENT_BYTES_PER_CALL - 2 * 1024
 # PutRecordBatch: at most 500 records and 4 MiB per call, 1,000 KiB per record.
 RECORDS_PER_CALL = 500
 RECORD_BYTES_PER_CALL = 4 * 1024 * 1024
@@ -255,12 +259,12 @@ class ChangePublisher:
         call whose event can never be put would be retried until given up, and every
         change of the stream's shard after it held back meanwhile."""
         entry = event_entry(pending.change, pending.event_id, emitted_at, self.bus_name)
-        if entry_bytes(entry) <= EVENT_BYTES_PER_CALL:
+        if entry_bytes(entry) <= EVENT_BYTES:
             return entry
         cut = fitted(
             pending.change,
             lambda change: entry_bytes(event_entry(change, pending.event_id, emitted_at, self.bus_name)),
-            EVENT_BYTES_PER_CALL,
+            EVENT_BYTES,
         )
         _log_cut("event", pending, cut)
         # Uncuttable (never so far: the key, times and numbers are small): left as it is,

@@ -532,6 +532,7 @@ class LocalLake:
                 self._oldest = self._oldest if self._oldest is not None else time.monotonic()
 
         def run() -> None:
+            said = ""
             while not self._stop.wait(tick_s):
                 with self._oldest_lock:
                     due = self._oldest is not None and time.monotonic() - self._oldest >= interval_s
@@ -541,10 +542,14 @@ class LocalLake:
                     continue
                 try:
                     flush(self.paths.lake)
-                except Exception as exc:  # the rows stay buffered: the next tick tries again
+                    said = ""
+                except Exception as exc:  # the rows stay buffered: tried again an interval later
                     with self._oldest_lock:
-                        self._oldest = self._oldest if self._oldest is not None else time.monotonic() - interval_s
-                    print(f"local lake: flush: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)  # noqa: T201
+                        self._oldest = self._oldest if self._oldest is not None else time.monotonic()
+                    problem = f"local lake: flush: {type(exc).__name__}: {exc}"
+                    if problem != said:  # once, not at every try
+                        print(problem, file=sys.stderr, flush=True)  # noqa: T201
+                        said = problem
 
         self._timer = threading.Thread(target=run, name="local-lake-flush", daemon=True)
         self._timer.start()

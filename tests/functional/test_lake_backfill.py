@@ -35,6 +35,7 @@ from devtools.lake_local import (
 from tests.conftest import load_event
 from tests.unit.test_change_events import detail_problems
 from tools.nxcdr import cli, lake
+from tools.nxcdr.errors import OperatorError
 from tools.nxcdr.target import Lake, Target
 
 BUS, STREAM = "calls", "call-changes"
@@ -303,3 +304,80 @@ def test_a_removal_that_never_reached_the_lake_is_published_by_the_next_full_run
     # Once the lake shows the removal, a run again finds nothing to remove.
     code, totals, _ = rig.backfill(capsys)
     assert code == 0 and totals["removals"] == 0 and rig.calls_in_lake() == 1
+
+
+def delete(store: CallStore, name: str, kind: str) -> None:
+    store._client.delete_item(TableName=store.table_name, Key={"pk": {"S": f"ID#backfill-{name}"}, "sk": {"S": kind}})
+
+
+def test_removals_of_many_dates_keep_to_the_budget_too(rig, capsys, store, monkeypatch):
+    first = datetime(2019, 1, 1, 9, tzinfo=UTC)
+    calls = {f"day-{day}": ("cc_cdr", first + timedelta(days=day)) for day in range(12)}
+    rig.write(calls, datetime.now(UTC))
+    rig.backfill(capsys)
+    rig.calls_in_lake()  # flushed: the lake shows them
+    for name in calls:
+        delete(store, name, "cc_cdr")
+    monkeypatch.setattr(lake, "PARTITION_BUDGET", 5)
+    rig.lake.buffer_seconds = 60
+    window = 60 * 1.5 + 10
+    rig.firehose.rows.clear()
+
+    code, totals, _ = rig.backfill(capsys)
+
+    assert code == 0 and (totals["published"], totals["removals"]) == (0, 12)
+    assert rig.calls_in_lake() == 0
+    assert len(rig.clock.slept) == 2
+    for at, _, _ in rig.firehose.rows:
+        assert len({dt for when, dt, _ in rig.firehose.rows if at - window < when <= at}) <= 5
+
+
+def test_a_call_stored_again_while_the_backfill_reads_is_not_removed(rig, capsys, store, monkeypatch):
+    name, kind, start = "again", "pns_call_result", datetime(2024, 5, 2, tzinfo=UTC)
+    rig.write({name: (kind, start)}, datetime(2024, 5, 2, tzinfo=UTC))
+    rig.backfill(capsys)
+    rig.calls_in_lake()
+    delete(store, name, kind)
+    checked = store.calls_gone
+
+    def gone_then_stored_again(calls: Any) -> Any:
+        gone = checked(calls)  # it is gone: then stored again, a new generation, in the lake at once
+        rig.write({name: (kind, start)}, datetime.now(UTC))
+        rig.backfill(capsys, "--since", "2024-05-02", "--to", "2024-05-03")
+        rig.calls_in_lake()
+        return gone
+
+    monkeypatch.setattr(store, "calls_gone", gone_then_stored_again)
+    code, totals, _ = rig.backfill(capsys)
+
+    assert code == 0 and totals["removals"] == 0  # the lake shows another version than the one found gone
+    assert rig.calls_in_lake() == 1
+
+
+def test_when_the_removals_cannot_be_read_the_calls_report_is_kept_and_the_run_fails(rig, capsys, monkeypatch):
+    rig.write(history(13, 2), datetime.now(UTC))
+
+    def refused(*_: Any) -> Any:
+        raise OperatorError("the query failed: Query exhausted resources (BytesScannedCutoffPerQuery)")
+
+    monkeypatch.setattr(lake, "query", refused)
+    code, totals, err = rig.backfill(capsys)
+
+    assert code == 1 and totals["published"] == 4 and totals["failedKeys"] == []
+    assert "BytesScannedCutoffPerQuery" in totals["removalsError"] and "AthenaBytesScannedLimit" in err
+
+
+def test_the_calls_one_query_of_removals_names_stay_within_athenas_query_length():
+    terms = [f"(kind = 'cc_cdr' AND call_id = '{'中' * 300}{number}' AND record_version = 1)" for number in range(800)]
+    groups = list(lake._within(terms))
+    assert [term for group in groups for term in group] == terms
+    assert all(len(" OR ".join(group).encode()) <= lake._QUERY_TERMS_BYTES < 262_144 - 4096 for group in groups)
+
+
+def test_a_window_past_what_a_right_clock_has_is_held_and_said(rig, capsys):
+    rig.write({"inside": ("cc_cdr", datetime(2015, 1, 5, tzinfo=UTC))}, datetime.now(UTC))
+    code, totals, err = rig.backfill(capsys, "--since", "2014-12-01", "--to", "2015-01-10")
+    assert code == 0 and totals["published"] == 1 and "the window is held to 2015-01-01" in err
+    code = cli.main(["lake", "backfill", "--since", "2030-01-01", "--to", "2031-01-01"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "a full run" in err

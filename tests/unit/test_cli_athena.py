@@ -3,7 +3,7 @@ answers the results it is given), its rows typed, its failures one line."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -69,7 +69,8 @@ def test_decimals_and_times_read_as_the_local_run_gives_them(client, tmp_path):
 
     for engine in (deployed, local):
         [row] = engine
-        assert (row["amount"], row["whole"]) == ("12345678901234567.89", 42)  # exact, not 1.2345678901234568e+16
+        # Exact, not 1.2345678901234568e+16, and of one type in a column.
+        assert (row["amount"], row["whole"]) == ("12345678901234567.89", "42")
         assert datetime.fromisoformat(row["at"]) == datetime(2024, 5, 1, 12, 0, 0, 250_000)
 
 
@@ -108,3 +109,23 @@ def test_a_local_nan_or_infinity_is_null_so_that_json_stays_json(tmp_path):
     local_lake = Lake(None, "", None, "", "full", "", lambda _: "", local_lake=tmp_path)
     _, rows = run_on_duckdb(local_lake, "SELECT 'NaN'::DOUBLE AS a, 'inf'::DOUBLE AS b, 1.5::DOUBLE AS c")
     assert rows == [{"a": None, "b": None, "c": 1.5}]
+
+
+def test_athenas_nan_and_zoned_times_read_as_the_local_run_gives_them(client):
+    backend = athena_backends["123456789012"]["us-east-1"]
+    columns = [{"Name": "rate", "Type": "double"}, {"Name": "at", "Type": "timestamp(3) with time zone"}]
+    rows = [
+        _row("rate", "at"),
+        _row("NaN", "2024-05-01 12:00:00.250 UTC"),
+        _row("Infinity", "2024-05-01 20:00:00.000 Asia/Shanghai"),
+        _row("0.5", "2024-05-01 20:00:00.000 +08:00"),
+    ]
+    backend.query_results_queue.append(QueryResults(rows=rows, column_info=columns))
+
+    _, result = athena.run(client, "SELECT ...", workgroup="calls", database="db", sleep=lambda _: None)
+
+    assert [row["rate"] for row in result] == [None, None, 0.5]
+    moments = [datetime.fromisoformat(row["at"]) for row in result]
+    assert all(moment.utcoffset() is not None for moment in moments)
+    assert {moment.astimezone(UTC) for moment in moments[1:]} == {datetime(2024, 5, 1, 12, tzinfo=UTC)}
+    assert moments[0] == datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)

@@ -3,10 +3,12 @@ bytes-scanned limit are the workgroup's, which the stack enforces)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tools.nxcdr.errors import OperatorError
 
@@ -25,19 +27,35 @@ def _value(cell: dict[str, str], kind: str) -> Any:
     if kind in _INTEGERS:
         return int(text)
     if kind in _FLOATS:
-        return float(text)
+        number = float(text)
+        return number if math.isfinite(number) else None  # JSON has no NaN, as locally
     if kind == "boolean":
         return text == "true"
     if kind.startswith("decimal"):
-        # As the local run gives it: whole, a number; else the exact text.
-        number = Decimal(text)
-        return int(number) if number == number.to_integral_value() else text
-    if kind.startswith("timestamp") or kind == "date":
-        # ISO-8601, as the local run gives it ("2024-05-01 12:00:00.000" from Athena).
-        return text.replace(" ", "T", 1) if kind != "date" else text
+        return text  # exact, as locally: a float would round it
+    if kind.startswith("timestamp"):
+        return _iso_time(text)
     # Arrays, maps and rows come as Athena's own text ("[push, sync]", not JSON):
     # CAST(... AS JSON) in the query gives JSON (docs/lake.md).
     return text
+
+
+def _iso_time(text: str) -> str:
+    """Athena's ``2024-05-01 12:00:00.250`` (and ``... UTC``, ``... Asia/Shanghai``,
+    ``... +08:00`` with a zone) as ISO-8601, as the local run gives it."""
+    day, _, rest = text.partition(" ")
+    clock, _, zone = rest.partition(" ")
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}")
+        if zone:
+            moment = (
+                datetime.fromisoformat(f"{day}T{clock}{zone}")
+                if zone[:1] in "+-"
+                else moment.replace(tzinfo=ZoneInfo(zone))
+            )
+    except (ValueError, ZoneInfoNotFoundError):
+        return text
+    return moment.isoformat()
 
 
 def _pages(client: Any, execution_id: str) -> Iterator[dict[str, Any]]:

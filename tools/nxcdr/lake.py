@@ -17,7 +17,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -36,8 +36,11 @@ from tools.nxcdr.target import Target
 from tools.nxcdr.times import iso, parse_time, time_argument
 
 BACKFILL_COLUMNS = ("pages", "published", "removals", "failed", "lake_records", "lake_bytes")
-# Calls of the lake checked against the table a query (their keys in one IN list).
+# Calls of the lake checked against the table at a time (BatchGetItem, 100 keys a call).
 _RECONCILE_PAGE = 500
+# An Athena query is at most 262,144 bytes: the calls one query of removals names stay
+# well within it (an id may be 900 bytes, and its quotes doubled).
+_QUERY_TERMS_BYTES = 200_000
 # Items a page: a publisher batch of events is 10 a call, of rows 500.
 _PAGE = 500
 # Firehose's dynamic partitioning keeps at most 500 partitions (call dates, dt=) of a
@@ -147,12 +150,30 @@ def command_backfill(
         reached = f", calls of {str(page[-1].get(SORT_KEY, ''))[:10]}" if page else ""
         sys.stderr.write(f"\rpage {totals['pages']}: {totals['published']} published{reached}")
     sys.stderr.write("\n")
+    problem = ""
     if full and lake.stream_name:
-        for removals in _removals(target):
-            count(publisher.publish_changes(removals, to_bus=not arguments.lake_only), "removals")
-    emit(arguments, {**totals, "failedKeys": failed}, render_table([totals], BACKFILL_COLUMNS))
+        try:
+            removals = _removals(target)
+        except Exception as exc:  # the calls' own report above is kept, and the run fails
+            problem = f"the removals could not be read: {' '.join(str(exc).split())[:500]}"
+            removals = []
+        # In the order of their dates, and paced like the calls: they are of any date.
+        dated = sorted(((change.call_date, (origin, change)) for origin, change in removals), key=lambda d: d[0])
+
+        def publish_removals(chunk: list[tuple[str, Change]]) -> None:
+            count(publisher.publish_changes(chunk, to_bus=not arguments.lake_only), "removals")
+
+        if pacer is None:
+            publish_removals([removal for _, removal in dated])
+        else:
+            pacer.publish(dated, publish_removals)
+    payload: dict[str, Any] = {**totals, "failedKeys": failed}
+    if problem:
+        payload["removalsError"] = problem
+        _say(problem + " (AthenaBytesScannedLimit: it reads every row of calls); run it again once fixed")
+    emit(arguments, payload, render_table([totals], BACKFILL_COLUMNS))
     # Failed items are named; running it again publishes them (and the rest, harmlessly).
-    return 1 if failed else 0
+    return 1 if failed or problem else 0
 
 
 def backfill_range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
@@ -161,10 +182,22 @@ def backfill_range(since: str | None, until: str | None) -> tuple[datetime, date
     # Within the months the index can hold a right clock's call (a window of 0001 to
     # 9999 would be 95,000 months of queries); a wrong clock's is a full run's.
     first, last = parse_time(LAKE_FIRST_DAY), _next_month(now_utc())
-    start = max(parse_time(since), first) if since else first
-    end = min(parse_time(until), last) if until else last
+    start = parse_time(since) if since else first
+    end = parse_time(until) if until else last
     if start >= end:
         raise OperatorError(f"--since {iso(start)} is not before --to {iso(end)}: the range is empty")
+    if start < first or end > last:
+        held = (max(start, first), min(end, last))
+        if held[0] >= held[1]:
+            raise OperatorError(
+                f"no call of a right clock started from {iso(start)} to {iso(end)} (the lake's calls are of "
+                f"{iso(first)} to {iso(last)}): a full run, without --since and --to, publishes those of a wrong clock"
+            )
+        _say(
+            f"the window is held to {iso(held[0])} to {iso(held[1])}: a call outside it has a wrong clock, "
+            "which a full run (without --since and --to) publishes"
+        )
+        start, end = held
     return start, end
 
 
@@ -192,27 +225,51 @@ def _calls_outside(store: CallStore, start: datetime, end: datetime) -> Iterator
             return
 
 
-def _removals(target: Target) -> Iterator[list[tuple[str, Change]]]:
+def _removals(target: Target) -> list[tuple[str, Change]]:
     """The removals of the calls the lake's ``calls`` shows and the table no longer
     holds: a removal whose event the publisher gave up on (an outage past its retries)
     or that the stream lost, which no item is left to publish again. Each at the
-    version the lake shows, so that it wins there; the same idempotency key as the
-    removal that was lost, when its call was the one the lake shows."""
+    version the lake showed when the table was read, so that it wins there; the same
+    idempotency key as the removal that was lost, when its call was the one the lake
+    shows. A call stored again meanwhile shows another version, and is left alone."""
     _say("reading the lake's calls to find those the table no longer holds")
-    _, shown = query(target, "SELECT kind, call_id FROM calls")
-    keys = [(str(row["kind"]), str(row["call_id"])) for row in shown]
-    for group in itertools.batched(keys, _RECONCILE_PAGE, strict=False):
-        gone = target.store.calls_gone(group)
-        if not gone:
-            continue
-        # Arrays as JSON text, which both engines write (Athena's text of an array is not).
-        columns = ", ".join(
-            f"CAST({name} AS JSON) AS {name}" if kind.startswith("array") else name for name, kind in COLUMNS.items()
-        )
-        wanted = " OR ".join(f"(kind = {_quoted(kind)} AND call_id = {_quoted(call_id)})" for kind, call_id in gone)
+    _, shown = query(target, "SELECT kind, call_id, record_version FROM calls")
+    versions = {(str(row["kind"]), str(row["call_id"])): int(row["record_version"]) for row in shown}
+    del shown  # a million calls' rows are some 300 MB: only their keys are kept
+    gone: list[tuple[str, str]] = []
+    for group in itertools.batched(versions, _RECONCILE_PAGE, strict=False):
+        gone += target.store.calls_gone(group)
+    if not gone:
+        return []
+    _say(f"{len(gone)} calls of the lake are no longer in the table: publishing their removals")
+    # Arrays as JSON text, which both engines write (Athena's text of an array is not).
+    columns = ", ".join(
+        f"CAST({name} AS JSON) AS {name}" if kind.startswith("array") else name for name, kind in COLUMNS.items()
+    )
+    removals: list[tuple[str, Change]] = []
+    for terms in _within(
+        f"(kind = {_quoted(kind)} AND call_id = {_quoted(call_id)} AND record_version = {versions[kind, call_id]})"
+        for kind, call_id in gone
+    ):
         # The keys are SQL literals, quoted as both engines read them ('' for ').
-        _, rows = query(target, f"SELECT {columns} FROM calls WHERE {wanted}")  # noqa: S608
-        yield [(f"{row['kind']} {row['call_id']}", removal_from_lake(row)) for row in rows]
+        _, rows = query(target, f"SELECT {columns} FROM calls WHERE {' OR '.join(terms)}")  # noqa: S608
+        removals += [(f"{row['kind']} {row['call_id']}", removal_from_lake(row)) for row in rows]
+    return removals
+
+
+def _within(terms: Iterable[str]) -> Iterator[list[str]]:
+    """Terms in groups whose text stays within ``_QUERY_TERMS_BYTES``."""
+    group: list[str] = []
+    size = 0
+    for term in terms:
+        length = len(term.encode("utf-8")) + 4  # and " OR "
+        if group and size + length > _QUERY_TERMS_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(term)
+        size += length
+    if group:
+        yield group
 
 
 def _quoted(text: str) -> str:

@@ -42,13 +42,13 @@ def lake_of(target: Target) -> Lake:
 
 
 def _cell(value: Any) -> Any:
-    """A value as JSON and CSV show it (DuckDB gives Python's types): a decimal exactly
-    (whole, a number; else its text: a float would round 12345678901234567.89), NaN and
-    infinities as null (JSON has neither)."""
+    """A value as JSON and CSV show it (DuckDB gives Python's types): a decimal as its
+    exact text, always (a float would round 12345678901234567.89, and a column is of one
+    type), NaN and infinities as null (JSON has neither)."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else str(value)
+        return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list | tuple):

@@ -19,10 +19,10 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
 
-from nxcloud_cdr.change_events import COLUMNS, LAKE_FIRST_DAY, Change, NumberPolicy, removal_from_lake, replay_of
+from nxcloud_cdr.change_events import COLUMNS, LAKE_FIRST_DAY, Change, removal_from_lake
 from nxcloud_cdr.items import SORT_KEY
 from nxcloud_cdr.publisher import ChangePublisher, Published, number_policy
 from nxcloud_cdr.store import CallStore
@@ -54,8 +54,6 @@ PARTITION_BUDGET = 400
 # buffers in stages), plus a margin for a slow write.
 _DELIVERY_FACTOR = 1.5
 _WINDOW_MARGIN_SECONDS = 10.0
-# Only the date of a call's row is read from its change, and no number shows in it.
-_NO_NUMBERS = NumberPolicy("none")
 
 
 def register(commands: Commands, parents: Parents) -> None:
@@ -132,8 +130,8 @@ def command_backfill(
         totals["lake_bytes"] += outcome.lake_bytes
         failed.extend(outcome.failed)
 
-    def publish(items: list[dict[str, Any]]) -> None:
-        count(publisher.publish_items(items, to_bus=not arguments.lake_only))
+    def publish(changes: list[tuple[str, Change]], into: str = "published") -> None:
+        count(publisher.publish_changes(changes, to_bus=not arguments.lake_only), into)
 
     # A window of --since/--to is the calls that started in it; the whole history
     # is also the calls whose time no month from 2015 to now holds (a wrong clock).
@@ -142,10 +140,12 @@ def command_backfill(
         target.store.calls_by_time(start, end, page=_PAGE), _calls_outside(target.store, start, end) if full else ()
     )
     for page in pages:
+        changes, unread = publisher.replays(page)
+        count(unread)
         if pacer is None:
-            publish(page)
+            publish(changes)
         else:
-            pacer.publish([(call_date(item, publisher.zone), item) for item in page], publish)
+            pacer.publish([(change.call_date, (origin, change)) for origin, change in changes], publish)
         totals["pages"] += 1
         reached = f", calls of {str(page[-1].get(SORT_KEY, ''))[:10]}" if page else ""
         sys.stderr.write(f"\rpage {totals['pages']}: {totals['published']} published{reached}")
@@ -159,14 +159,10 @@ def command_backfill(
             removals = []
         # In the order of their dates, and paced like the calls: they are of any date.
         dated = sorted(((change.call_date, (origin, change)) for origin, change in removals), key=lambda d: d[0])
-
-        def publish_removals(chunk: list[tuple[str, Change]]) -> None:
-            count(publisher.publish_changes(chunk, to_bus=not arguments.lake_only), "removals")
-
         if pacer is None:
-            publish_removals([removal for _, removal in dated])
+            publish([removal for _, removal in dated], "removals")
         else:
-            pacer.publish(dated, publish_removals)
+            pacer.publish(dated, lambda chunk: publish(chunk, "removals"))
     payload: dict[str, Any] = {**totals, "failedKeys": failed}
     if problem:
         payload["removalsError"] = problem
@@ -274,15 +270,6 @@ def _within(terms: Iterable[str]) -> Iterator[list[str]]:
 
 def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def call_date(item: dict[str, Any], zone: tzinfo) -> str | None:
-    """The lake partition (``dt``) of a stored call's row, as the publisher builds the
-    row; None when its change cannot be built (the publisher fails it: no row)."""
-    try:
-        return replay_of(item, zone, _NO_NUMBERS).call_date
-    except Exception:  # the publisher reports the item, by its key
-        return None
 
 
 @dataclass

@@ -281,17 +281,6 @@ class Lookups:
             cursor=cursor,
         )
 
-    def calls(self, *, limit: int = 500, cursor: str | None = None) -> Page:
-        """Every call's item (versions and the sync's state left out), in pages, in the
-        table's order (``nxcdr lake backfill`` reads :meth:`calls_by_time`). A Scan."""
-        return self._scan(
-            "begins_with(pk, :id) AND NOT begins_with(sk, :version)",
-            {},
-            {":id": "ID#", ":version": "v#"},
-            limit=limit,
-            cursor=cursor,
-        )
-
     def calls_by_time(self, start: datetime, end: datetime, *, page: int = 500) -> Iterator[list[dict[str, Any]]]:
         """Every call's item whose time in the index (its start, else when it was first
         received) is in [start, end), oldest first, in pages of up to ``page``: what

@@ -185,28 +185,36 @@ class ChangePublisher:
         the sync's state are skipped) published again at their current version, marked
         ``replayed``: the same idempotency key as the event that version made. With
         ``to_bus`` False, to the lake alone. ``failed`` names the items' keys."""
+        changes, outcome = self.replays(items)
+        return self._publish(self._pending(changes), outcome, to_bus=to_bus)
+
+    def replays(self, items: Iterable[Mapping[str, Any]]) -> tuple[list[tuple[str, Change]], Published]:
+        """The changes :meth:`publish_items` publishes, each named by its item's key, and
+        what the items that make none came to (not calls; a fault of ours, named in
+        ``failed``): for a caller that orders them first (a backfill, by call date)."""
         outcome = Published()
-        pending: list[_Pending] = []
+        changes: list[tuple[str, Change]] = []
         for item in items:
             if not is_call_key(dict(item)):
                 outcome.no_change += 1
                 continue
             origin = f"{item.get('pk')} {item.get('sk')}"
             try:
-                change = replay_of(dict(item), self.zone, self.numbers)
+                changes.append((origin, replay_of(dict(item), self.zone, self.numbers)))
             except Exception as exc:  # a fault of ours: this item fails, never the page
                 outcome.errors += 1
                 outcome.failed.append(origin)
                 logger.warning("could not read a stored call", extra={"key": origin, "error": type(exc).__name__})
-                continue
-            pending.append(_Pending(origin, change, str(uuid.uuid4())))
-        return self._publish(pending, outcome, to_bus=to_bus)
+        return changes, outcome
 
     def publish_changes(self, changes: Iterable[tuple[str, Change]], *, to_bus: bool = True) -> Published:
         """Changes built elsewhere (a backfill's removals of calls gone from the table),
         each with the name ``failed`` gives it."""
-        pending = [_Pending(origin, change, str(uuid.uuid4())) for origin, change in changes]
-        return self._publish(pending, Published(), to_bus=to_bus)
+        return self._publish(self._pending(changes), Published(), to_bus=to_bus)
+
+    @staticmethod
+    def _pending(changes: Iterable[tuple[str, Change]]) -> list[_Pending]:
+        return [_Pending(origin, change, str(uuid.uuid4())) for origin, change in changes]
 
     # -- the sinks ----------------------------------------------------------------------
 
